@@ -1,0 +1,214 @@
+"""The chain format: canonical encoding, event hashes, seal messages, verification.
+
+Pure functions over plain records, so the same code verifies a live database and
+an offline export.
+"""
+
+import base64
+import hashlib
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from audit.errors import ChainError
+from vault import IntegrityError, verify_signature
+
+CHAIN_VERSION = 1
+GENESIS_HASH = "0" * 64
+_EVENT_DOMAIN = b"govern-audit-event/v1\n"
+_SEAL_DOMAIN = b"govern-audit-seal/v1\n"
+
+
+def canonical_json(value: Any) -> str:
+    """Canonical JSON: sorted keys, no spaces, UTF-8, no floats, no NaN."""
+    _reject_floats(value)
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def _reject_floats(value: Any) -> None:
+    if isinstance(value, float):
+        raise TypeError("floats are not allowed in audit data; use integers or strings")
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise TypeError("audit data keys must be strings")
+            _reject_floats(item)
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            _reject_floats(item)
+
+
+@dataclass(frozen=True)
+class EventRecord:
+    """One audit event as stored. ``data`` is canonical JSON text."""
+
+    seq: int
+    tx: str
+    ts: str
+    actor: str
+    action: str
+    account: str | None
+    subject: str | None
+    reason: str | None
+    data: str
+    prev: str
+    hash: str
+
+    def body(self) -> dict[str, Any]:
+        return {
+            "v": CHAIN_VERSION,
+            "seq": self.seq,
+            "tx": self.tx,
+            "ts": self.ts,
+            "actor": self.actor,
+            "action": self.action,
+            "account": self.account,
+            "subject": self.subject,
+            "reason": self.reason,
+            "data": self.data,
+            "prev": self.prev,
+        }
+
+    def computed_hash(self) -> str:
+        return event_hash(self.body())
+
+    def data_object(self) -> dict[str, Any]:
+        value = json.loads(self.data)
+        if not isinstance(value, dict):
+            raise ValueError("event data is not an object")
+        return value
+
+
+@dataclass(frozen=True)
+class SealRecord:
+    """The signed head of one transaction."""
+
+    tx: str
+    first_seq: int
+    last_seq: int
+    head: str
+    signer: str
+    key: str
+    ts: str
+    signature: str
+
+    def message(self) -> bytes:
+        return seal_message(
+            tx=self.tx,
+            first_seq=self.first_seq,
+            last_seq=self.last_seq,
+            head=self.head,
+            signer=self.signer,
+            key=self.key,
+            ts=self.ts,
+        )
+
+
+def event_hash(body: dict[str, Any]) -> str:
+    return hashlib.sha256(_EVENT_DOMAIN + canonical_json(body).encode("utf-8")).hexdigest()
+
+
+def seal_message(*, tx: str, first_seq: int, last_seq: int, head: str, signer: str, key: str, ts: str) -> bytes:
+    body = {
+        "v": CHAIN_VERSION,
+        "tx": tx,
+        "first_seq": first_seq,
+        "last_seq": last_seq,
+        "head": head,
+        "signer": signer,
+        "key": key,
+        "ts": ts,
+    }
+    return _SEAL_DOMAIN + canonical_json(body).encode("utf-8")
+
+
+@dataclass(frozen=True)
+class VerifiedHead:
+    """What a successful verification saw."""
+
+    events: int
+    transactions: int
+    last_seq: int
+    head: str
+
+
+def _group_by_tx(events: Iterable[EventRecord]) -> Iterator[list[EventRecord]]:
+    group: list[EventRecord] = []
+    for event in events:
+        if group and event.tx != group[-1].tx:
+            yield group
+            group = []
+        group.append(event)
+    if group:
+        yield group
+
+
+def _learn_keys(event: EventRecord, keys: dict[str, tuple[str, bytes]]) -> None:
+    """Record public keys an event introduces: ``fingerprint -> (owner, ed25519)``."""
+    try:
+        data = event.data_object()
+    except ValueError:
+        raise ChainError("event data is not valid JSON", event.seq) from None
+    public = data.get("public_keys")
+    if public is None:
+        return
+    try:
+        owner = event.subject or event.actor
+        keys[str(public["fingerprint"])] = (owner, base64.b64decode(public["ed25519"], validate=True))
+    except (KeyError, TypeError, ValueError):
+        raise ChainError("event carries malformed public keys", event.seq) from None
+
+
+def verify_chain(
+    events: Iterable[EventRecord],
+    seals: dict[str, SealRecord],
+    *,
+    start_prev: str = GENESIS_HASH,
+    start_seq: int = 1,
+) -> VerifiedHead:
+    """Verify hash links, sequence numbers and every transaction's signed seal.
+
+    ``events`` must be in ascending ``seq`` order. Public keys are learned from
+    the log itself (events whose data carries ``public_keys``), so the log needs
+    nothing from the tables to verify. Raises :class:`ChainError` naming the
+    first bad event.
+    """
+    prev = start_prev
+    expected_seq = start_seq
+    keys: dict[str, tuple[str, bytes]] = {}
+    seen_tx: set[str] = set()
+    count = 0
+    transactions = 0
+    for group in _group_by_tx(events):
+        first = group[0]
+        if first.tx in seen_tx:
+            raise ChainError("transaction appears twice in the log (events reordered?)", first.seq)
+        seen_tx.add(first.tx)
+        for event in group:
+            if event.seq != expected_seq:
+                raise ChainError(f"sequence number out of order (expected {expected_seq})", event.seq)
+            if event.prev != prev:
+                raise ChainError("previous-hash link does not match", event.seq)
+            if event.computed_hash() != event.hash:
+                raise ChainError("event hash does not match its contents", event.seq)
+            _learn_keys(event, keys)
+            prev = event.hash
+            expected_seq += 1
+            count += 1
+        seal = seals.get(first.tx)
+        last = group[-1]
+        if seal is None:
+            raise ChainError("transaction has no signed seal", first.seq)
+        if (seal.first_seq, seal.last_seq, seal.head) != (first.seq, last.seq, last.hash):
+            raise ChainError("transaction seal does not cover its events", first.seq)
+        owner_key = keys.get(seal.key)
+        if owner_key is None or owner_key[0] != seal.signer:
+            raise ChainError(f"seal is signed by unknown key {seal.key} of {seal.signer}", first.seq)
+        try:
+            signature = base64.b64decode(seal.signature, validate=True)
+            verify_signature(owner_key[1], seal.message(), signature)
+        except (IntegrityError, ValueError):
+            raise ChainError("transaction signature does not verify", first.seq) from None
+        transactions += 1
+    return VerifiedHead(events=count, transactions=transactions, last_seq=expected_seq - 1, head=prev)

@@ -1,0 +1,148 @@
+"""Appending to the chain inside the caller's database transaction.
+
+The caller must hold the store's writer lock (SQLite ``BEGIN IMMEDIATE``,
+PostgreSQL advisory lock) so that reading the head and appending are atomic.
+"""
+
+import base64
+import uuid
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from sqlmodel import Session, col, select
+
+from audit.chain import GENESIS_HASH, EventRecord, SealRecord, canonical_json, event_hash
+from audit.models import AuditEvent, AuditSeal
+
+
+class Signer(Protocol):
+    """Whoever seals a transaction: a handle, a key fingerprint and a signing function."""
+
+    @property
+    def handle(self) -> str: ...
+
+    @property
+    def key_fingerprint(self) -> str: ...
+
+    def sign(self, message: bytes) -> bytes: ...
+
+
+def format_ts(moment: datetime) -> str:
+    """ISO 8601 in UTC with microseconds and a ``Z``: the form hashed into events."""
+    if moment.tzinfo is None:
+        raise ValueError("audit timestamps must be timezone-aware")
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_ts(text: str) -> datetime:
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+
+
+class AuditTransaction:
+    """The events of one database transaction, chained as they are appended."""
+
+    def __init__(self, session: Session, actor: str, now: datetime) -> None:
+        self._session = session
+        self.actor = actor
+        self.tx = str(uuid.uuid4())
+        self.ts = format_ts(now)
+        last = session.exec(select(AuditEvent).order_by(col(AuditEvent.seq).desc()).limit(1)).first()
+        self._next_seq = 1 if last is None else last.seq + 1
+        self._prev = GENESIS_HASH if last is None else last.hash
+        self._first_seq: int | None = None
+        self.events: list[EventRecord] = []
+
+    def append(
+        self,
+        action: str,
+        *,
+        account: str | None = None,
+        subject: str | None = None,
+        reason: str | None = None,
+        data: dict[str, Any] | None = None,
+    ) -> EventRecord:
+        record = EventRecord(
+            seq=self._next_seq,
+            tx=self.tx,
+            ts=self.ts,
+            actor=self.actor,
+            action=action,
+            account=account,
+            subject=subject,
+            reason=reason,
+            data=canonical_json(data or {}),
+            prev=self._prev,
+            hash="",
+        )
+        record = replace(record, hash=event_hash(record.body()))
+        self._session.add(AuditEvent(**record.__dict__))
+        if self._first_seq is None:
+            self._first_seq = record.seq
+        self._next_seq += 1
+        self._prev = record.hash
+        self.events.append(record)
+        return record
+
+    def seal(self, signer: Signer) -> SealRecord | None:
+        """Sign the transaction's head. A transaction with no events has no seal."""
+        if self._first_seq is None:
+            return None
+        unsigned = SealRecord(
+            tx=self.tx,
+            first_seq=self._first_seq,
+            last_seq=self._next_seq - 1,
+            head=self._prev,
+            signer=signer.handle,
+            key=signer.key_fingerprint,
+            ts=self.ts,
+            signature="",
+        )
+        signature = base64.b64encode(signer.sign(unsigned.message())).decode("ascii")
+        record = replace(unsigned, signature=signature)
+        self._session.add(AuditSeal(**record.__dict__))
+        return record
+
+
+def to_record(row: AuditEvent) -> EventRecord:
+    return EventRecord(
+        seq=row.seq,
+        tx=row.tx,
+        ts=row.ts,
+        actor=row.actor,
+        action=row.action,
+        account=row.account,
+        subject=row.subject,
+        reason=row.reason,
+        data=row.data,
+        prev=row.prev,
+        hash=row.hash,
+    )
+
+
+def seal_to_record(row: AuditSeal) -> SealRecord:
+    return SealRecord(
+        tx=row.tx,
+        first_seq=row.first_seq,
+        last_seq=row.last_seq,
+        head=row.head,
+        signer=row.signer,
+        key=row.key,
+        ts=row.ts,
+        signature=row.signature,
+    )
+
+
+def iter_events(session: Session, batch: int = 5000) -> Iterator[EventRecord]:
+    """Stream every event in sequence order, a batch at a time."""
+    after = 0
+    while True:
+        rows = session.exec(
+            select(AuditEvent).where(AuditEvent.seq > after).order_by(col(AuditEvent.seq)).limit(batch)
+        ).all()
+        if not rows:
+            return
+        for row in rows:
+            yield to_record(row)
+        after = rows[-1].seq

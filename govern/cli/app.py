@@ -1,0 +1,142 @@
+"""The root command: global options, top-level commands and the command groups."""
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from govern.cli import access, account, audit, db, secret, staff
+from govern.cli.common import Globals, JsonOpt, context, emit_json, emit_record, notice, warn
+
+app = typer.Typer(
+    name="govern",
+    help="Govern access to your organisation's corporate social media accounts.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+app.add_typer(staff.app, name="staff")
+app.add_typer(account.app, name="account")
+app.add_typer(secret.app, name="secret")
+app.add_typer(access.app, name="access")
+app.add_typer(audit.app, name="audit")
+app.add_typer(db.app, name="db")
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    db_url: Annotated[
+        str | None,
+        typer.Option(
+            "--db",
+            metavar="URL",
+            help="Database URL or SQLite file (default: GOVERN_DB_URL, else vault.db in GOVERN_HOME or the platform data dir).",
+        ),
+    ] = None,
+    actor: Annotated[
+        str | None,
+        typer.Option("--as", metavar="HANDLE", help="The acting person (default: GOVERN_USER, else your login name)."),
+    ] = None,
+    passphrase_stdin: Annotated[
+        bool,
+        typer.Option("--passphrase-stdin", help="Read the passphrase from the first line of standard input."),
+    ] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks of unexpected errors.")] = False,
+) -> None:
+    """Govern access to your organisation's corporate social media accounts."""
+    ctx.obj = Globals(db=db_url, actor=actor, passphrase_stdin=passphrase_stdin, debug=debug)
+
+
+@app.command()
+def init(
+    ctx: typer.Context,
+    org: Annotated[str, typer.Option("--org", help="Organisation name.")],
+    admin: Annotated[str, typer.Option("--admin", metavar="HANDLE", help="Handle of the first administrator.")],
+    name: Annotated[str, typer.Option("--name", help="Full name of the first administrator.")],
+    email: Annotated[str | None, typer.Option("--email", help="Their email address.")] = None,
+    recovery_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--recovery-file",
+            metavar="PATH",
+            help="Write the recovery key here (0600) instead of showing it.",
+        ),
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Create a vault, its first admin, and the organisation recovery key."""
+    from govern.services.vaultinit import init_vault
+
+    result = init_vault(
+        context(ctx, actor=admin), org=org, admin=admin, name=name, email=email, recovery_file=recovery_file
+    )
+    if as_json:
+        emit_json(result.__dict__)
+        return
+    notice(f"created the vault of {result.org} at {result.db}")
+    notice(f"{result.admin} is admin; key fingerprint {result.fingerprint}")
+    if result.recovery_file:
+        notice(f"recovery key written to {result.recovery_file} (mode 0600): store it offline, then delete the file")
+    else:
+        warn("the recovery key below is shown once: store it offline (a safe, a password manager of the board)")
+        sys.stdout.write(f"{result.recovery_key}\n")
+
+
+@app.command()
+def whoami(ctx: typer.Context, as_json: JsonOpt = False) -> None:
+    """Show the acting person and the vault."""
+    from govern.services.vaultinit import whoami as run
+
+    emit_record(run(context(ctx)), as_json=as_json)
+
+
+@app.command()
+def doctor(ctx: typer.Context, as_json: JsonOpt = False) -> None:
+    """Check the installation and vault: backend, schema, KDF, keyring, file modes. Exit 7 on problems."""
+    from govern.services.vaultinit import doctor as run
+
+    report = run(context(ctx))
+    emit_record(report, as_json=as_json)
+    if report["problems"]:
+        raise typer.Exit(7)
+
+
+@app.command()
+def version(as_json: JsonOpt = False) -> None:
+    """Show the version of govern."""
+    from govern import __version__
+
+    if as_json:
+        emit_json({"version": __version__})
+    else:
+        sys.stdout.write(f"govern {__version__}\n")
+
+
+@app.command()
+def totp(
+    ctx: typer.Context,
+    account_slug: Annotated[str, typer.Argument(metavar="ACCOUNT")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Show the current TOTP code of an account (seconds left on stderr)."""
+    from govern.services.secrets import totp as run
+
+    code, reveal = run(context(ctx), account_slug)
+    for line in reveal.warnings:
+        warn(line)
+    if as_json:
+        emit_json(
+            {
+                "account": reveal.account,
+                "version": reveal.version,
+                "code": code.code,
+                "seconds_left": code.seconds_left,
+            }
+        )
+        return
+    sys.stdout.write(f"{code.code}\n")
+    notice(f"valid for {code.seconds_left} more second(s)")

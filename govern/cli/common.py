@@ -1,0 +1,156 @@
+"""Shared CLI plumbing: global options, the context, and output to stdout/stderr."""
+
+import json
+import os
+import sys
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+if TYPE_CHECKING:
+    from datetime import datetime, timedelta
+
+    from govern.context import Context
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
+
+
+@dataclass
+class Globals:
+    db: str | None = None
+    actor: str | None = None
+    passphrase_stdin: bool = False
+    debug: bool = False
+
+
+def globals_of(ctx: typer.Context) -> Globals:
+    obj = ctx.find_root().obj
+    return obj if isinstance(obj, Globals) else Globals()
+
+
+def context(ctx: typer.Context, *, actor: str | None = None) -> "Context":
+    """Build the service context from the global options and the environment."""
+    from govern.context import Context
+    from govern.settings import resolve_actor, resolve_db_url
+    from govern.unlock import PassphraseSource
+
+    options = globals_of(ctx)
+    return Context(
+        db_url=resolve_db_url(options.db),
+        actor=actor or resolve_actor(options.actor),
+        passphrase=PassphraseSource(
+            stdin_broker(ctx), from_stdin=options.passphrase_stdin, interactive=sys.stdin.isatty()
+        ),
+        notice=notice,
+    )
+
+
+def stdin_broker(ctx: typer.Context) -> Any:
+    from govern.unlock import StdinBroker
+
+    root = ctx.find_root()
+    broker = root.meta.get("govern.stdin")
+    if broker is None:
+        broker = StdinBroker()
+        root.meta["govern.stdin"] = broker
+    return broker
+
+
+def notice(message: str) -> None:
+    """A message for the person at the terminal (stderr)."""
+    print(f"govern: {message}", file=sys.stderr)
+
+
+def warn(message: str) -> None:
+    print(f"govern: warning: {message}", file=sys.stderr)
+
+
+def emit_json(value: Any) -> None:
+    sys.stdout.write(json.dumps(value, indent=2, ensure_ascii=False, default=str) + "\n")
+
+
+def emit_record(value: dict[str, Any], *, as_json: bool) -> None:
+    """One object: JSON, or ``key: value`` lines."""
+    if as_json:
+        emit_json(value)
+        return
+    width = max((len(k) for k in value), default=0)
+    for key, item in value.items():
+        if isinstance(item, list):
+            text = ", ".join(str(v) if not isinstance(v, dict) else _compact(v) for v in item) or "-"
+        elif isinstance(item, dict):
+            text = _compact(item)
+        else:
+            text = "-" if item is None else str(item)
+        sys.stdout.write(f"{key.replace('_', ' '):<{width}}  {text}\n")
+
+
+def _compact(value: dict[str, Any]) -> str:
+    return " ".join(f"{k}={v}" for k, v in value.items() if v is not None)
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, list):
+        return ",".join(str(v) for v in value) or "-"
+    if isinstance(value, dict):
+        return _compact(value)
+    return str(value)
+
+
+def emit_table(
+    rows: Iterable[dict[str, Any]], columns: Sequence[str], *, as_json: bool, title: str | None = None
+) -> None:
+    """Rows as a JSON array, a rich table on a terminal, or tab-separated text in a pipe."""
+    if as_json:
+        sys.stdout.write("[")
+        first = True
+        for row in rows:
+            sys.stdout.write(("\n  " if first else ",\n  ") + json.dumps(row, ensure_ascii=False, default=str))
+            first = False
+        sys.stdout.write("\n]\n" if not first else "]\n")
+        return
+    if sys.stdout.isatty():
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table(title=title, header_style="bold", box=None, pad_edge=False)
+        for column in columns:
+            table.add_column(column.replace("_", " "))
+        count = 0
+        for row in rows:
+            table.add_row(*(_cell(row.get(c)) for c in columns))
+            count += 1
+        if count:
+            Console().print(table)
+        else:
+            notice("nothing to show")
+        return
+    sys.stdout.write("\t".join(columns) + "\n")
+    for row in rows:
+        sys.stdout.write("\t".join(_cell(row.get(c)).replace("\t", " ") for c in columns) + "\n")
+
+
+def parse_duration_option(value: str | None) -> "timedelta | None":
+    if value is None:
+        return None
+    from govern.timeutil import parse_duration
+
+    return parse_duration(value)
+
+
+def parse_time_option(value: str | None) -> "datetime | None":
+    if value is None:
+        return None
+    from govern.timeutil import parse_time
+
+    return parse_time(value)
+
+
+def no_color() -> bool:
+    return "NO_COLOR" in os.environ

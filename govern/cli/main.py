@@ -1,0 +1,97 @@
+"""The entry point: the one place that turns errors into a line and an exit code."""
+
+import sys
+import traceback
+
+
+def _debug_requested(argv: list[str]) -> bool:
+    import os
+
+    return "--debug" in argv or os.environ.get("GOVERN_DEBUG", "") not in ("", "0")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the CLI; exit with the documented code (docs/exit-codes.md)."""
+    import os
+
+    os.umask(0o077)
+    args = sys.argv[1:] if argv is None else argv
+    sys.exit(run(args))
+
+
+def run(args: list[str]) -> int:
+    import typer
+
+    from govern.errors import ExitCode, GovernError
+
+    debug = _debug_requested(args)
+    try:
+        from typer.main import get_command
+
+        from govern.cli.app import app
+
+        result = get_command(app).main(args=args, prog_name="govern", standalone_mode=False)
+        return result if isinstance(result, int) else 0
+    except GovernError as exc:
+        _error(str(exc))
+        return int(exc.exit_code)
+    except typer.Exit as exc:
+        return exc.exit_code
+    except typer.TyperException as exc:
+        # Usage errors of the command line itself (unknown option, missing argument…).
+        usage_ctx = getattr(exc, "ctx", None)
+        if type(exc).__name__ == "NoArgsIsHelpError" and usage_ctx is not None:
+            print(usage_ctx.get_help(), file=sys.stderr)
+            return int(ExitCode.USAGE)
+        hint = f" (see '{usage_ctx.command_path} --help')" if usage_ctx is not None else ""
+        _error(f"{exc.format_message()}{hint}")
+        return int(ExitCode.USAGE)
+    except (KeyboardInterrupt, typer.Abort, EOFError):
+        _error("interrupted")
+        return int(ExitCode.INTERRUPTED)
+    except BrokenPipeError:
+        return 0
+    except Exception as exc:
+        mapped = _map_foreign(exc)
+        if mapped is not None:
+            _error(mapped[1])
+            return int(mapped[0])
+        if debug:
+            traceback.print_exc()
+        _error(f"unexpected {type(exc).__name__}; this is a bug (run with --debug for details)")
+        return int(ExitCode.FAILURE)
+
+
+def _map_foreign(exc: Exception) -> "tuple[int, str] | None":
+    """Errors of the lower packages (vault, audit, the database) that users can meet."""
+    from govern.errors import ExitCode
+
+    module = type(exc).__module__
+    if module.startswith("vault"):
+        from vault import IntegrityError, WeakParametersError
+
+        if isinstance(exc, IntegrityError):
+            return ExitCode.INTEGRITY, str(exc)
+        if isinstance(exc, WeakParametersError):
+            return ExitCode.USAGE, str(exc)
+    if module.startswith("audit"):
+        from audit.errors import ChainError
+
+        if isinstance(exc, ChainError):
+            return ExitCode.INTEGRITY, f"audit chain broken: {exc}"
+    if module.startswith("sqlalchemy"):
+        from sqlalchemy.exc import OperationalError
+
+        if isinstance(exc, OperationalError):
+            first = str(exc.orig).splitlines()[0] if exc.orig is not None else "unknown"
+            return ExitCode.FAILURE, f"database error: {first}"
+    return None
+
+
+def _error(message: str) -> None:
+    first = message.strip().splitlines()[0] if message.strip() else "error"
+    print(f"govern: error: {first}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,141 @@
+"""Who is acting, against which vault, and how they unlock their keys.
+
+The CLI builds one :class:`Context` per command; every service takes it.
+"""
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import cached_property
+
+from sqlmodel import Session, select
+
+from govern.db import Store, WriteTx
+from govern.errors import AuthenticationFailed, IntegrityFailure
+from govern.models import Person, PersonKey, VaultMeta
+from govern.timeutil import utcnow
+from govern.unlock import PassphraseSource, StdinBroker, UnlockCache
+from vault import BadPassphraseError, IntegrityError, PersonKeys, SealedKeyBlob
+
+
+def _silent(_message: str) -> None:
+    return None
+
+
+@dataclass
+class Context:
+    """Everything a service needs from outside: the store, the actor, the clock."""
+
+    db_url: str
+    actor: str
+    passphrase: PassphraseSource = field(default_factory=lambda: PassphraseSource(StdinBroker()))
+    notice: Callable[[str], None] = _silent
+    clock: Callable[[], datetime] = utcnow
+
+    @cached_property
+    def store(self) -> Store:
+        return Store.open(self.db_url)
+
+    def now(self) -> datetime:
+        return self.clock()
+
+
+@dataclass
+class Unlocked:
+    """An authenticated person with their private keys open. Signs audit seals."""
+
+    person: Person
+    key_row: PersonKey
+    keys: PersonKeys
+
+    @property
+    def handle(self) -> str:
+        return self.person.handle
+
+    @property
+    def key_fingerprint(self) -> str:
+        return self.key_row.fingerprint
+
+    def sign(self, message: bytes) -> bytes:
+        return self.keys.sign(message)
+
+
+def vault_meta(session: Session) -> VaultMeta:
+    meta = session.exec(select(VaultMeta)).first()
+    if meta is None:
+        raise IntegrityFailure("the vault record is missing: this database was not made by 'govern init'")
+    return meta
+
+
+def authenticate(session: Session, handle: str) -> Person:
+    """The active person called ``handle``; anyone else fails with exit 5."""
+    person = session.exec(select(Person).where(Person.handle == handle)).first()
+    if person is None:
+        raise AuthenticationFailed(f"unknown person {handle!r}: use --as HANDLE or GOVERN_USER")
+    if person.status == "invited":
+        raise AuthenticationFailed(f"{handle} has not enrolled yet: run 'govern staff enroll {handle} --code …'")
+    if person.status != "active":
+        raise AuthenticationFailed(f"{handle} is {person.status} and cannot act")
+    return person
+
+
+def active_key(session: Session, person: Person) -> PersonKey:
+    row = session.exec(
+        select(PersonKey).where(PersonKey.person_id == person.id, PersonKey.active == True)  # noqa: E712
+    ).first()
+    if row is None:
+        raise AuthenticationFailed(f"{person.handle} has no keys: they must enrol first")
+    return row
+
+
+def unlock(ctx: Context, session: Session, person: Person) -> Unlocked:
+    """Open ``person``'s private keys: from the keyring cache, else the passphrase."""
+    key_row = active_key(session, person)
+    blob = SealedKeyBlob.parse(key_row.sealed_private)
+    if blob.fingerprint != key_row.fingerprint:
+        raise IntegrityFailure(f"the private key blob of {person.handle} does not match its public keys")
+    cache = UnlockCache(vault_meta(session).id, key_row.fingerprint, ctx.notice)
+    cached = cache.get()
+    if cached is not None:
+        try:
+            return Unlocked(person, key_row, blob.open(cached))
+        except (BadPassphraseError, IntegrityError):
+            cache.clear()
+    passphrase = ctx.passphrase.get(f"Passphrase for {person.handle}")
+    kek = blob.derive_kek(passphrase)
+    try:
+        keys = blob.open(kek)
+    except BadPassphraseError:
+        raise AuthenticationFailed(f"wrong passphrase for {person.handle}") from None
+    except IntegrityError:
+        raise IntegrityFailure(f"the private key blob of {person.handle} is corrupt") from None
+    cache.put(kek)
+    return Unlocked(person, key_row, keys)
+
+
+@contextmanager
+def acting(ctx: Context) -> Iterator[tuple[WriteTx, Unlocked]]:
+    """A write transaction by the unlocked actor, who signs its audit seal.
+
+    The passphrase is asked and Argon2id runs *before* the writer lock is taken,
+    so a slow prompt never blocks other writers; the actor is then checked again
+    inside the transaction in case they were suspended meanwhile.
+    """
+    with ctx.store.read() as session:
+        unlocked = unlock(ctx, session, authenticate(session, ctx.actor))
+    with ctx.store.write(ctx.actor, ctx.now()) as tx:
+        person = authenticate(tx.session, ctx.actor)
+        key_row = active_key(tx.session, person)
+        if key_row.fingerprint != unlocked.key_fingerprint:
+            raise AuthenticationFailed(f"the keys of {person.handle} changed while unlocking: try again")
+        unlocked.person, unlocked.key_row = person, key_row
+        tx.signer = unlocked
+        yield tx, unlocked
+
+
+@contextmanager
+def reading(ctx: Context) -> Iterator[tuple[Session, Person]]:
+    """A read session and the (authenticated by name) acting person."""
+    with ctx.store.read() as session:
+        yield session, authenticate(session, ctx.actor)

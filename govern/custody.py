@@ -1,0 +1,187 @@
+"""Key custody: wrapping data keys to people and the recovery key, and opening them.
+
+The associated data of a wrap binds vault, account, data key and recipient; the
+associated data of a sealed field binds vault, account, field and version number.
+"""
+
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from sqlmodel import Session, col, select
+
+from govern.context import Unlocked
+from govern.errors import Denied, IntegrityFailure
+from govern.models import Account, CredentialVersion, DataKey, KeyWrap, Person, PersonKey, VaultMeta
+from vault import IntegrityError, aad, new_data_key, open_sealed, seal, unwrap_key, wrap_key
+
+if TYPE_CHECKING:
+    from govern.db import WriteTx
+
+
+def wrap_aad(vault_id: str, account_id: int, data_key_id: int, recipient_fingerprint: str) -> bytes:
+    return aad("wrap", vault_id, account_id, data_key_id, recipient_fingerprint)
+
+
+def field_aad(vault_id: str, account_id: int, field: str, version: int) -> bytes:
+    return aad("field", vault_id, account_id, field, version)
+
+
+def live_data_keys(session: Session, account: Account) -> list[DataKey]:
+    return list(
+        session.exec(
+            select(DataKey)
+            .where(DataKey.account_id == account.id, col(DataKey.retired_at).is_(None))
+            .order_by(col(DataKey.id))
+        ).all()
+    )
+
+
+def person_key(session: Session, person: Person) -> PersonKey | None:
+    return session.exec(
+        select(PersonKey).where(PersonKey.person_id == person.id, PersonKey.active == True)  # noqa: E712
+    ).first()
+
+
+def add_wrap(
+    session: Session,
+    meta: VaultMeta,
+    account: Account,
+    data_key: DataKey,
+    secret: bytes,
+    *,
+    recipient_public: bytes,
+    recipient_fingerprint: str,
+    person: Person | None,
+    now: datetime,
+) -> KeyWrap:
+    assert account.id is not None
+    assert data_key.id is not None
+    wrap = KeyWrap(
+        data_key_id=data_key.id,
+        person_id=None if person is None else person.id,
+        recipient_fingerprint=recipient_fingerprint,
+        blob=wrap_key(
+            secret,
+            recipient_public,
+            wrap_aad(meta.id, account.id, data_key.id, recipient_fingerprint),
+        ),
+        created_at=now,
+    )
+    session.add(wrap)
+    return wrap
+
+
+def wrap_of(session: Session, data_key: DataKey, fingerprint: str) -> KeyWrap | None:
+    return session.exec(
+        select(KeyWrap).where(KeyWrap.data_key_id == data_key.id, KeyWrap.recipient_fingerprint == fingerprint)
+    ).first()
+
+
+def open_data_key(session: Session, meta: VaultMeta, account: Account, data_key: DataKey, me: Unlocked) -> bytes:
+    """Unwrap ``data_key`` with the actor's private key. No wrap, no key: exit 4."""
+    assert account.id is not None
+    assert data_key.id is not None
+    wrap = wrap_of(session, data_key, me.key_fingerprint)
+    if wrap is None:
+        raise Denied(f"no key of {account.slug} is wrapped to {me.handle}: you cannot decrypt it")
+    try:
+        return unwrap_key(wrap.blob, me.keys.x25519, wrap_aad(meta.id, account.id, data_key.id, me.key_fingerprint))
+    except IntegrityError:
+        raise IntegrityFailure(f"the key wrap of {account.slug} for {me.handle} failed to open") from None
+
+
+def seal_field(meta: VaultMeta, account: Account, version: int, field: str, key: bytes, value: str) -> bytes:
+    assert account.id is not None
+    return seal(key, value.encode("utf-8"), field_aad(meta.id, account.id, field, version))
+
+
+def open_field(
+    meta: VaultMeta, account: Account, version: CredentialVersion, field: str, key: bytes, blob: bytes
+) -> str:
+    assert account.id is not None
+    try:
+        raw = open_sealed(key, blob, field_aad(meta.id, account.id, field, version.number))
+        return raw.decode("utf-8")
+    except (IntegrityError, UnicodeDecodeError):
+        raise IntegrityFailure(
+            f"the {field} of {account.slug} version {version.number} failed to open:"
+            " it was altered or moved (the audit log and backups can tell when)"
+        ) from None
+
+
+def recipients(session: Session, account: Account, now: datetime) -> list[tuple[Person, PersonKey]]:
+    """Everyone a new data key of ``account`` must be wrapped to: active admins and live holders."""
+    from govern.models import Grant
+
+    people: dict[int, Person] = {
+        p.id: p
+        for p in session.exec(select(Person).where(Person.role == "admin", Person.status == "active")).all()
+        if p.id is not None
+    }
+    for grant in session.exec(
+        select(Grant).where(Grant.account_id == account.id, col(Grant.revoked_at).is_(None))
+    ).all():
+        if grant.starts_at <= now and (grant.ends_at is None or grant.ends_at > now):
+            holder = session.get(Person, grant.person_id)
+            if holder is not None and holder.status == "active" and holder.role != "auditor":
+                people[grant.person_id] = holder
+    out = []
+    for person in people.values():
+        key = person_key(session, person)
+        if key is not None:
+            out.append((person, key))
+    return out
+
+
+def rekey(tx: "WriteTx", account: Account) -> tuple[DataKey, bytes]:
+    """Give ``account`` a fresh data key wrapped to the recovery key, admins and live holders.
+
+    Older data keys are retired and their non-admin wraps deleted, so a former
+    holder who kept an old data key learns nothing from versions sealed after.
+    """
+    session = tx.session
+    meta = session.exec(select(VaultMeta)).one()
+    assert account.id is not None
+    old_keys = live_data_keys(session, account)
+    data_key = DataKey(account_id=account.id, created_at=tx.now)
+    session.add(data_key)
+    session.flush()
+    secret = new_data_key()
+    add_wrap(
+        session,
+        meta,
+        account,
+        data_key,
+        secret,
+        recipient_public=meta.recovery_public,
+        recipient_fingerprint=meta.recovery_fingerprint,
+        person=None,
+        now=tx.now,
+    )
+    fingerprints = [meta.recovery_fingerprint]
+    for person, key in recipients(session, account, tx.now):
+        add_wrap(
+            session,
+            meta,
+            account,
+            data_key,
+            secret,
+            recipient_public=key.x25519_public,
+            recipient_fingerprint=key.fingerprint,
+            person=person,
+            now=tx.now,
+        )
+        fingerprints.append(key.fingerprint)
+    admin_ids = {p.id for p in session.exec(select(Person).where(Person.role == "admin")).all()}
+    for old in old_keys:
+        old.retired_at = tx.now
+        session.add(old)
+        for wrap in session.exec(select(KeyWrap).where(KeyWrap.data_key_id == old.id)).all():
+            if wrap.person_id is not None and wrap.person_id not in admin_ids:
+                session.delete(wrap)
+    tx.audit.append(
+        "key.created",
+        account=account.slug,
+        data={"data_key": data_key.id, "recipients": fingerprints, "retired": [k.id for k in old_keys]},
+    )
+    return data_key, secret

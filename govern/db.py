@@ -1,0 +1,199 @@
+"""The store: engines for SQLite and PostgreSQL, file modes, schema checks, and
+write transactions that append their audit events atomically.
+"""
+
+import os
+import stat
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event, inspect, text
+from sqlalchemy.engine import URL, Engine, make_url
+from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.exc import IntegrityError as SAIntegrityError
+from sqlmodel import Session, create_engine
+
+from audit.log import AuditTransaction, Signer
+from govern.errors import Conflict, GovernError, InvalidInput, NotFound
+from govern.migrations import HEAD_REVISION, REVISIONS
+from govern.timeutil import utcnow
+
+# An arbitrary constant: the PostgreSQL advisory lock every writer takes, so audit
+# appends (read head, append, seal) are serialised across processes.
+_PG_WRITE_LOCK = 0x676F7665726E  # "govern"
+
+
+class StoreUnavailable(GovernError):
+    """The database cannot be reached or opened."""
+
+
+def sqlite_path(url: URL) -> Path | None:
+    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
+        return None
+    return Path(url.database)
+
+
+def prepare_sqlite_file(path: Path, *, create: bool) -> None:
+    """Create the vault directory (0700) and database file (0600) whatever the umask."""
+    directory = path.parent
+    if not directory.exists():
+        if not create:
+            return
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.chmod(directory, 0o700)
+    if create and not path.exists():
+        fd = os.open(path, os.O_CREAT | os.O_RDWR | os.O_EXCL, 0o600)
+        os.close(fd)
+    for candidate in (path, Path(f"{path}-wal"), Path(f"{path}-shm"), Path(f"{path}-journal")):
+        if candidate.exists() and stat.S_IMODE(candidate.stat().st_mode) != 0o600:
+            os.chmod(candidate, 0o600)
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy's "begin" event issue BEGIN itself (pysqlite's implicit
+        # transactions would begin DEFERRED, which is not what writers need).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=FULL")
+        cursor.execute("PRAGMA busy_timeout=10000")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        if connection.get_execution_options().get("govern_write"):
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+        else:
+            connection.exec_driver_sql("BEGIN")
+
+
+def make_engine(url_text: str, *, create: bool = False) -> Engine:
+    try:
+        url = make_url(url_text)
+    except ArgumentError:
+        raise InvalidInput(f"cannot read database URL {redact(url_text)!r}") from None
+    backend = url.get_backend_name()
+    if backend not in ("sqlite", "postgresql"):
+        raise InvalidInput(f"unsupported database {backend!r}: use sqlite:///PATH or postgresql+psycopg://…")
+    if backend == "postgresql" and url.drivername == "postgresql":
+        url = url.set(drivername="postgresql+psycopg")
+    path = sqlite_path(url)
+    if path is not None:
+        prepare_sqlite_file(path, create=create)
+        if not create and not path.exists():
+            raise NotFound(f"no vault at {path}: run 'govern init' first (or pass --db)")
+    try:
+        engine = create_engine(url, connect_args={"timeout": 10} if backend == "sqlite" else {})
+    except ModuleNotFoundError as exc:
+        raise StoreUnavailable(
+            f"the {backend} driver is not installed ({exc.name}): pip install 'govern[postgres]'"
+        ) from None
+    if backend == "sqlite":
+        _configure_sqlite(engine)
+    return engine
+
+
+def redact(url_text: str) -> str:
+    """The URL with any password hidden, for messages and ``doctor``."""
+    try:
+        return make_url(url_text).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "<unreadable URL>"
+
+
+def current_revision(engine: Engine) -> str | None:
+    try:
+        with engine.connect() as connection:
+            if not inspect(connection).has_table("alembic_version"):
+                return None
+            row = connection.execute(text("SELECT version_num FROM alembic_version")).first()
+            return None if row is None else str(row[0])
+    except OperationalError as exc:
+        raise StoreUnavailable(f"cannot open the database: {exc.orig}") from None
+
+
+def check_schema(engine: Engine) -> None:
+    """Refuse to work on a database whose schema is not the one this code expects."""
+    revision = current_revision(engine)
+    if revision is None:
+        raise NotFound("no vault in this database: run 'govern init' first (or pass --db)")
+    if revision == HEAD_REVISION:
+        return
+    if revision in REVISIONS:
+        raise Conflict(
+            f"the vault schema is at revision {revision}, this govern needs {HEAD_REVISION}: run 'govern db upgrade'"
+        )
+    raise Conflict(f"the vault schema ({revision}) is newer than this govern knows: upgrade govern")
+
+
+@dataclass
+class WriteTx:
+    """One write transaction: the session, its audit events and who will sign them."""
+
+    session: Session
+    audit: AuditTransaction
+    now: datetime
+    signer: Signer | None = None
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+class Store:
+    """A vault's database. Reads and writes go through :meth:`read` and :meth:`write`."""
+
+    def __init__(self, engine: Engine, url: str) -> None:
+        self.engine = engine
+        self.url = url
+        self._writer = engine.execution_options(govern_write=True)
+
+    @classmethod
+    def open(cls, url: str) -> "Store":
+        engine = make_engine(url)
+        check_schema(engine)
+        return cls(engine, url)
+
+    @property
+    def backend(self) -> str:
+        return self.engine.dialect.name
+
+    def after_commit(self) -> None:
+        path = sqlite_path(self.engine.url)
+        if path is not None:
+            prepare_sqlite_file(path, create=False)
+
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        with Session(self.engine, expire_on_commit=False) as session:
+            yield session
+
+    @contextmanager
+    def write(self, actor: str, now: datetime | None = None) -> Iterator[WriteTx]:
+        """A write transaction holding the writer lock, committed with its sealed events.
+
+        The events and the change commit together or not at all (fail closed).
+        """
+        with Session(self._writer, expire_on_commit=False) as session:
+            try:
+                if self.backend == "postgresql":
+                    session.exec(text("SELECT pg_advisory_xact_lock(:key)").bindparams(key=_PG_WRITE_LOCK))  # type: ignore[call-overload]
+                moment = now or utcnow()
+                tx = WriteTx(session=session, audit=AuditTransaction(session, actor, moment), now=moment)
+                yield tx
+                if tx.audit.events:
+                    if tx.signer is None:
+                        raise RuntimeError("a write transaction with events must be signed")
+                    tx.audit.seal(tx.signer)
+                session.commit()
+            except SAIntegrityError as exc:
+                session.rollback()
+                raise Conflict(f"conflicting change: {exc.orig}") from None
+            except BaseException:
+                session.rollback()
+                raise
+        self.after_commit()

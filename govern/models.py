@@ -1,0 +1,208 @@
+"""Tables of the governance domain. Secret values live only in ``SealedField``.
+
+Every datetime column is timezone-aware UTC (``UTCDateTime``), on SQLite too.
+"""
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import DateTime, LargeBinary, UniqueConstraint
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator
+from sqlmodel import Column, Field, SQLModel
+
+# Imported so that the audit tables share the metadata Alembic compares against.
+from audit.models import AuditEvent, AuditSeal
+
+__all__ = [
+    "Account",
+    "AuditEvent",
+    "AuditSeal",
+    "CredentialVersion",
+    "DataKey",
+    "Enrolment",
+    "Exposure",
+    "Grant",
+    "KeyWrap",
+    "Person",
+    "PersonKey",
+    "SealedField",
+    "VaultMeta",
+]
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Stores aware datetimes as UTC and returns them aware, on every backend."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetimes are not stored; use timezone-aware UTC")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        assert isinstance(value, datetime)
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _when(*, nullable: bool = False, index: bool = False) -> Any:
+    return Field(
+        default=None,
+        sa_column=Column(UTCDateTime(), nullable=nullable, index=index),
+    )
+
+
+def _blob() -> Any:
+    return Field(sa_column=Column(LargeBinary(), nullable=False))
+
+
+class VaultMeta(SQLModel, table=True):
+    __tablename__ = "vault"
+
+    id: str = Field(primary_key=True, max_length=36)
+    org: str = Field(max_length=200)
+    created_at: datetime = _when()
+    recovery_public: bytes = _blob()
+    recovery_fingerprint: str = Field(max_length=64)
+
+
+class Person(SQLModel, table=True):
+    __tablename__ = "person"
+
+    id: int | None = Field(default=None, primary_key=True)
+    handle: str = Field(unique=True, max_length=32)
+    name: str = Field(max_length=200)
+    email: str | None = Field(default=None, max_length=320)
+    team: str | None = Field(default=None, max_length=100)
+    role: str = Field(max_length=16)
+    status: str = Field(max_length=16)  # invited | active | suspended | offboarded
+    created_at: datetime = _when()
+    created_by: str = Field(max_length=32)
+
+
+class PersonKey(SQLModel, table=True):
+    """A person's public keys and their passphrase-sealed private keys."""
+
+    __tablename__ = "person_key"
+
+    id: int | None = Field(default=None, primary_key=True)
+    person_id: int = Field(foreign_key="person.id", index=True)
+    fingerprint: str = Field(unique=True, max_length=64)
+    x25519_public: bytes = _blob()
+    ed25519_public: bytes = _blob()
+    sealed_private: bytes = _blob()
+    created_at: datetime = _when()
+    active: bool = True
+
+
+class Enrolment(SQLModel, table=True):
+    __tablename__ = "enrolment"
+
+    id: int | None = Field(default=None, primary_key=True)
+    person_id: int = Field(foreign_key="person.id", index=True)
+    code_hash: str = Field(max_length=64)
+    created_at: datetime = _when()
+    expires_at: datetime = _when()
+    used_at: datetime | None = _when(nullable=True)
+    created_by: str = Field(max_length=32)
+
+
+class Account(SQLModel, table=True):
+    __tablename__ = "account"
+
+    id: int | None = Field(default=None, primary_key=True)
+    slug: str = Field(unique=True, max_length=63)
+    platform: str = Field(max_length=32)
+    handle: str = Field(max_length=200)
+    team: str | None = Field(default=None, max_length=100)
+    owner_id: int | None = Field(default=None, foreign_key="person.id")
+    rotate_every_s: int | None = None
+    max_holders: int = 3
+    created_at: datetime = _when()
+    created_by: str = Field(max_length=32)
+
+
+class DataKey(SQLModel, table=True):
+    """A random per-account AES-256 key. Never stored except wrapped."""
+
+    __tablename__ = "data_key"
+
+    id: int | None = Field(default=None, primary_key=True)
+    account_id: int = Field(foreign_key="account.id", index=True)
+    created_at: datetime = _when()
+    retired_at: datetime | None = _when(nullable=True)
+
+
+class KeyWrap(SQLModel, table=True):
+    """A data key wrapped to one recipient: a person or the recovery key."""
+
+    __tablename__ = "key_wrap"
+    __table_args__ = (UniqueConstraint("data_key_id", "recipient_fingerprint"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    data_key_id: int = Field(foreign_key="data_key.id", index=True)
+    person_id: int | None = Field(default=None, foreign_key="person.id", index=True)
+    recipient_fingerprint: str = Field(max_length=64)
+    blob: bytes = _blob()
+    created_at: datetime = _when()
+
+
+class CredentialVersion(SQLModel, table=True):
+    __tablename__ = "credential_version"
+    __table_args__ = (UniqueConstraint("account_id", "number"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    account_id: int = Field(foreign_key="account.id", index=True)
+    number: int
+    data_key_id: int = Field(foreign_key="data_key.id")
+    status: str = Field(max_length=16)  # current | superseded
+    fields: str = Field(max_length=200)  # comma-separated field names, metadata only
+    created_by: str = Field(max_length=32)
+    created_at: datetime = _when()
+
+
+class SealedField(SQLModel, table=True):
+    __tablename__ = "sealed_field"
+    __table_args__ = (UniqueConstraint("version_id", "field"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    version_id: int = Field(foreign_key="credential_version.id", index=True)
+    field: str = Field(max_length=32)
+    ciphertext: bytes = _blob()
+
+
+class Grant(SQLModel, table=True):
+    __tablename__ = "access_grant"
+
+    id: int | None = Field(default=None, primary_key=True)
+    account_id: int = Field(foreign_key="account.id", index=True)
+    person_id: int = Field(foreign_key="person.id", index=True)
+    reason: str = Field(max_length=1000)
+    granted_by: str = Field(max_length=32)
+    starts_at: datetime = _when()
+    ends_at: datetime | None = _when(nullable=True)
+    revoked_at: datetime | None = _when(nullable=True)
+    revoked_by: str | None = Field(default=None, max_length=32)
+    revoke_reason: str | None = Field(default=None, max_length=1000)
+
+
+class Exposure(SQLModel, table=True):
+    """A credential version seen by someone who can no longer decrypt it."""
+
+    __tablename__ = "exposure"
+    __table_args__ = (UniqueConstraint("version_id", "person_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    account_id: int = Field(foreign_key="account.id", index=True)
+    version_id: int = Field(foreign_key="credential_version.id", index=True)
+    person_id: int = Field(foreign_key="person.id", index=True)
+    since: datetime = _when()
+    reason: str = Field(max_length=1000)
+    cleared_at: datetime | None = _when(nullable=True)

@@ -1,0 +1,1 @@
+"""The governance services. Each public function is one command's work."""

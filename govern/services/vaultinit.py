@@ -1,0 +1,286 @@
+"""Creating a vault, upgrading its schema, and describing it (whoami, doctor)."""
+
+import os
+import stat
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlmodel import select
+
+from govern import validate
+from govern.context import Context, Unlocked, active_key, authenticate, vault_meta
+from govern.db import Store, WriteTx, check_schema, current_revision, make_engine, redact, sqlite_path
+from govern.errors import Conflict, InvalidInput
+from govern.migrations import HEAD_REVISION
+from govern.models import Account, Person, PersonKey, VaultMeta
+from govern.timeutil import format_time
+from govern.unlock import cache_ttl_seconds, keyring_backend
+from vault import DEFAULT_PARAMS, KdfParams, PersonKeys, RecoveryKey, SealedKeyBlob, WeakParametersError
+
+
+def creation_kdf_params() -> KdfParams:
+    """Argon2id parameters for new key blobs: defaults, or ``GOVERN_KDF`` (never below the floor)."""
+    raw = os.environ.get("GOVERN_KDF")
+    if not raw:
+        return DEFAULT_PARAMS
+    try:
+        return KdfParams.parse(raw)
+    except WeakParametersError as exc:
+        raise InvalidInput(f"GOVERN_KDF: {exc}") from None
+
+
+def public_keys_event(keys: PersonKeys, params: KdfParams) -> dict[str, Any]:
+    import base64
+
+    return {
+        "public_keys": {
+            "fingerprint": keys.public.fingerprint,
+            "x25519": base64.b64encode(keys.public.x25519).decode("ascii"),
+            "ed25519": base64.b64encode(keys.public.ed25519).decode("ascii"),
+        },
+        "kdf": params.to_dict(),
+    }
+
+
+@dataclass
+class InitResult:
+    vault_id: str
+    org: str
+    admin: str
+    fingerprint: str
+    recovery_fingerprint: str
+    recovery_key: str | None
+    recovery_file: str | None
+    db: str
+
+
+def _write_private_file(path: Path, content: str) -> None:
+    """Create ``path`` 0600 whatever the umask; refuse to overwrite anything."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        raise Conflict(f"{path} already exists; choose a new --recovery-file") from None
+    except OSError as exc:
+        raise InvalidInput(f"cannot create {path}: {exc.strerror}") from None
+    try:
+        os.fchmod(fd, 0o600)
+        os.write(fd, content.encode("ascii"))
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def init_vault(
+    ctx: Context,
+    *,
+    org: str,
+    admin: str,
+    name: str,
+    email: str | None,
+    recovery_file: Path | None,
+) -> InitResult:
+    """Create the schema, the first admin with their keys, and the recovery key."""
+    org = validate.text(org, "organisation name")
+    admin = validate.handle(admin)
+    name = validate.text(name, "name")
+    email = validate.email(email) if email else None
+    params = creation_kdf_params()
+    if recovery_file is not None:
+        recovery_file = recovery_file.expanduser().absolute()
+        if recovery_file.exists():
+            raise Conflict(f"{recovery_file} already exists; choose a new --recovery-file")
+        if not recovery_file.parent.is_dir():
+            raise InvalidInput(f"the folder of {recovery_file} does not exist")
+
+    from sqlalchemy.engine import make_url
+
+    path = sqlite_path(make_url(ctx.db_url)) if "://" in ctx.db_url else None
+    existed = path is not None and path.exists()
+    wrote_recovery = False
+    engine = make_engine(ctx.db_url, create=True)
+    try:
+        if current_revision(engine) is not None:
+            raise Conflict(f"a vault already exists at {redact(ctx.db_url)}")
+        passphrase = ctx.passphrase.get(f"New passphrase for {admin}", new=True)
+        from govern.migrations.runner import upgrade
+
+        upgrade(engine)
+        check_schema(engine)
+        store = Store(engine, ctx.db_url)
+        keys = PersonKeys.generate()
+        blob, _kek = keys.seal(passphrase, params)
+        recovery = RecoveryKey.generate()
+        vault_id = str(uuid.uuid4())
+        with store.write(admin, ctx.now()) as tx:
+            _record_first_admin(
+                tx,
+                vault_id=vault_id,
+                org=org,
+                admin=admin,
+                name=name,
+                email=email,
+                keys=keys,
+                blob=blob,
+                params=params,
+                recovery=recovery,
+            )
+            if recovery_file is not None:
+                _write_private_file(recovery_file, recovery.export() + "\n")
+                wrote_recovery = True
+    except BaseException:
+        engine.dispose()
+        if wrote_recovery and recovery_file is not None:
+            recovery_file.unlink(missing_ok=True)
+        if path is not None and not existed:
+            for leftover in (path, Path(f"{path}-wal"), Path(f"{path}-shm"), Path(f"{path}-journal")):
+                leftover.unlink(missing_ok=True)
+        raise
+    return InitResult(
+        vault_id=vault_id,
+        org=org,
+        admin=admin,
+        fingerprint=keys.public.fingerprint,
+        recovery_fingerprint=recovery.fingerprint,
+        recovery_key=None if recovery_file is not None else recovery.export(),
+        recovery_file=None if recovery_file is None else str(recovery_file),
+        db=redact(ctx.db_url),
+    )
+
+
+def _record_first_admin(
+    tx: WriteTx,
+    *,
+    vault_id: str,
+    org: str,
+    admin: str,
+    name: str,
+    email: str | None,
+    keys: PersonKeys,
+    blob: bytes,
+    params: KdfParams,
+    recovery: RecoveryKey,
+) -> None:
+    import base64
+
+    session, now = tx.session, tx.now
+    session.add(
+        VaultMeta(
+            id=vault_id,
+            org=org,
+            created_at=now,
+            recovery_public=recovery.public,
+            recovery_fingerprint=recovery.fingerprint,
+        )
+    )
+    person = Person(
+        handle=admin, name=name, email=email, role="admin", status="active", created_at=now, created_by=admin
+    )
+    session.add(person)
+    session.flush()
+    assert person.id is not None
+    key_row = PersonKey(
+        person_id=person.id,
+        fingerprint=keys.public.fingerprint,
+        x25519_public=keys.public.x25519,
+        ed25519_public=keys.public.ed25519,
+        sealed_private=blob,
+        created_at=now,
+    )
+    session.add(key_row)
+    recovery_key = {
+        "fingerprint": recovery.fingerprint,
+        "x25519": base64.b64encode(recovery.public).decode("ascii"),
+    }
+    tx.audit.append("vault.initialised", data={"vault_id": vault_id, "org": org, "recovery_key": recovery_key})
+    tx.audit.append("staff.added", subject=admin, data={"name": name, "email": email, "team": None, "role": "admin"})
+    tx.audit.append("staff.enrolled", subject=admin, data=public_keys_event(keys, params))
+    tx.signer = Unlocked(person, key_row, keys)
+
+
+def upgrade_schema(db_url: str) -> tuple[str | None, str]:
+    """Apply pending migrations; return (revision before, revision after)."""
+    engine = make_engine(db_url)
+    before = current_revision(engine)
+    if before is None:
+        raise InvalidInput("no vault in this database: run 'govern init' to create one")
+    from govern.migrations.runner import upgrade
+
+    upgrade(engine)
+    return before, HEAD_REVISION
+
+
+def whoami(ctx: Context) -> dict[str, Any]:
+    with ctx.store.read() as session:
+        person = authenticate(session, ctx.actor)
+        key = active_key(session, person)
+        meta = vault_meta(session)
+        return {
+            "handle": person.handle,
+            "name": person.name,
+            "email": person.email,
+            "team": person.team,
+            "role": person.role,
+            "status": person.status,
+            "key_fingerprint": key.fingerprint,
+            "org": meta.org,
+            "vault_id": meta.id,
+        }
+
+
+def _mode(path: Path) -> str | None:
+    return f"{stat.S_IMODE(path.stat().st_mode):04o}" if path.exists() else None
+
+
+def doctor(ctx: Context) -> dict[str, Any]:
+    """Facts about the installation and vault, and the problems found."""
+    problems: list[str] = []
+    report: dict[str, Any] = {"db": redact(ctx.db_url)}
+    engine = make_engine(ctx.db_url)
+    report["backend"] = engine.dialect.name
+    revision = current_revision(engine)
+    report["schema"] = {"current": revision, "expected": HEAD_REVISION}
+    if revision != HEAD_REVISION:
+        problems.append(f"schema is at {revision}, expected {HEAD_REVISION}: run 'govern db upgrade'")
+    path = sqlite_path(engine.url)
+    if path is not None:
+        files = {str(p): _mode(p) for p in (path.parent, path, Path(f"{path}-wal"), Path(f"{path}-shm"))}
+        report["files"] = {name: mode for name, mode in files.items() if mode is not None}
+        if _mode(path.parent) != "0700":
+            problems.append(f"vault folder {path.parent} is {_mode(path.parent)}, expected 0700")
+        for name, mode in report["files"].items():
+            if name != str(path.parent) and mode != "0600":
+                problems.append(f"{name} is {mode}, expected 0600")
+    backend, backend_name, state = keyring_backend()
+    del backend
+    report["keyring"] = {
+        "backend": backend_name,
+        "state": state.value,
+        "cache_ttl_seconds": cache_ttl_seconds(),
+    }
+    report["kdf_for_new_keys"] = str(creation_kdf_params())
+    if revision == HEAD_REVISION:
+        store = Store(engine, ctx.db_url)
+        with store.read() as session:
+            meta = vault_meta(session)
+            report["org"] = meta.org
+            report["vault_id"] = meta.id
+            report["recovery_fingerprint"] = meta.recovery_fingerprint
+            report["created_at"] = format_time(meta.created_at)
+            report["people"] = len(session.exec(select(Person)).all())
+            report["accounts"] = len(session.exec(select(Account)).all())
+            me = session.exec(select(Person).where(Person.handle == ctx.actor)).first()
+            if me is not None:
+                key = session.exec(
+                    select(PersonKey).where(PersonKey.person_id == me.id, PersonKey.active == True)  # noqa: E712
+                ).first()
+                if key is not None:
+                    params = SealedKeyBlob.parse(key.sealed_private).params
+                    report["your_kdf"] = str(params)
+                    if params.memory_kib < DEFAULT_PARAMS.memory_kib or params.iterations < DEFAULT_PARAMS.iterations:
+                        problems.append(
+                            f"your key blob uses Argon2id {params}, weaker than the default {DEFAULT_PARAMS}"
+                        )
+    report["problems"] = problems
+    return report

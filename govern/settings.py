@@ -1,0 +1,52 @@
+"""Where the vault lives and other settings read from the environment.
+
+Light on imports: ``govern --help`` reads nothing here that pulls in heavy modules.
+"""
+
+import os
+from pathlib import Path
+
+APP_NAME = "govern"
+DEFAULT_DB_FILE = "vault.db"
+DEFAULT_CACHE_TTL_SECONDS = 15 * 60
+
+
+def home_dir() -> Path:
+    """``GOVERN_HOME``, else the platform's per-user data directory."""
+    explicit = os.environ.get("GOVERN_HOME")
+    if explicit:
+        return Path(explicit).expanduser()
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir(APP_NAME, appauthor=False))
+
+
+def default_db_url() -> str:
+    return f"sqlite:///{home_dir() / DEFAULT_DB_FILE}"
+
+
+def resolve_db_url(option: str | None) -> str:
+    """``--db``, else ``GOVERN_DB_URL``, else the SQLite file in the home directory.
+
+    A value without ``://`` is taken as the path of a SQLite file.
+    """
+    value = option or os.environ.get("GOVERN_DB_URL") or default_db_url()
+    if "://" not in value:
+        value = f"sqlite:///{Path(value).expanduser().absolute()}"
+    return value
+
+
+def resolve_actor(option: str | None) -> str:
+    """``--as``, else ``GOVERN_USER``, else the OS login name."""
+    if option:
+        return option
+    env = os.environ.get("GOVERN_USER")
+    if env:
+        return env
+    import getpass
+
+    return getpass.getuser()
+
+
+def env_flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"}

@@ -1,0 +1,195 @@
+"""Passphrases and the keyring cache of unlocked keys.
+
+A passphrase comes from ``--passphrase-stdin``, ``GOVERN_PASSPHRASE_FILE``,
+``GOVERN_PASSPHRASE`` or an interactive prompt, never from a command-line
+argument. After an unlock, the Argon2id-derived key may be cached in the OS
+keyring for a bounded time (default 15 minutes, ``GOVERN_CACHE_TTL``; ``0``
+disables). With no keyring backend the passphrase is asked each time; plaintext
+and null backends are refused unless ``GOVERN_ALLOW_INSECURE_KEYRING=1``.
+"""
+
+import base64
+import contextlib
+import json
+import os
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+from govern import validate
+from govern.errors import InvalidInput
+from govern.settings import DEFAULT_CACHE_TTL_SECONDS, env_flag
+
+KEYRING_SERVICE = "govern"
+
+
+class StdinBroker:
+    """Hands out standard input once: to a passphrase, a password or a TOTP URI."""
+
+    def __init__(self) -> None:
+        self._taken_by: str | None = None
+
+    def take(self, purpose: str) -> str:
+        if self._taken_by is not None:
+            raise InvalidInput(
+                f"standard input is already used for the {self._taken_by}; pass the {purpose}"
+                " another way (GOVERN_PASSPHRASE_FILE for the passphrase)"
+            )
+        self._taken_by = purpose
+        line = sys.stdin.readline()
+        if not line:
+            raise InvalidInput(f"expected the {purpose} on standard input, got nothing")
+        return line.rstrip("\r\n")
+
+
+@dataclass
+class PassphraseSource:
+    """Where this command's passphrase comes from, in order of precedence."""
+
+    stdin: StdinBroker
+    from_stdin: bool = False
+    interactive: bool = False
+
+    def describe(self) -> str:
+        if self.from_stdin:
+            return "standard input"
+        if os.environ.get("GOVERN_PASSPHRASE_FILE"):
+            return "GOVERN_PASSPHRASE_FILE"
+        if os.environ.get("GOVERN_PASSPHRASE") is not None:
+            return "GOVERN_PASSPHRASE"
+        return "prompt"
+
+    def get(self, prompt: str, *, new: bool = False) -> str:
+        """Return the passphrase; ``new`` asks twice at a prompt and checks strength."""
+        value: str | None = None
+        if self.from_stdin:
+            value = self.stdin.take("passphrase")
+        elif path := os.environ.get("GOVERN_PASSPHRASE_FILE"):
+            try:
+                value = Path(path).read_text(encoding="utf-8").splitlines()[0]
+            except (OSError, IndexError, UnicodeDecodeError):
+                raise InvalidInput("GOVERN_PASSPHRASE_FILE cannot be read or is empty") from None
+        elif (env := os.environ.get("GOVERN_PASSPHRASE")) is not None:
+            value = env
+        elif self.interactive:
+            import getpass
+
+            value = getpass.getpass(f"{prompt}: ", stream=sys.stderr)
+            if new and getpass.getpass("Repeat it: ", stream=sys.stderr) != value:
+                raise InvalidInput("the two passphrases differ")
+        else:
+            raise InvalidInput(
+                "a passphrase is needed: use a terminal, --passphrase-stdin,"
+                " GOVERN_PASSPHRASE_FILE or GOVERN_PASSPHRASE"
+            )
+        if new:
+            validate.passphrase(value)
+        elif not value:
+            raise InvalidInput("the passphrase is empty")
+        return value
+
+
+class KeyringState(Enum):
+    USABLE = "usable"
+    ABSENT = "absent"
+    REFUSED = "refused (insecure backend)"
+    INSECURE_ALLOWED = "insecure backend allowed by GOVERN_ALLOW_INSECURE_KEYRING"
+
+
+_INSECURE_NAMES = ("Plaintext", "Null", "Uncrypted", "Unencrypted")
+
+
+def keyring_backend() -> tuple[Any, str, KeyringState]:
+    """The active keyring backend, its name, and whether govern will use it."""
+    import keyring
+    from keyring.backends import fail
+
+    backend = keyring.get_keyring()
+    name = f"{type(backend).__module__}.{type(backend).__qualname__}"
+    backends = getattr(backend, "backends", None)
+    if isinstance(backend, fail.Keyring) or backends == []:
+        return backend, name, KeyringState.ABSENT
+    module = type(backend).__module__
+    insecure = module.startswith(("keyring.backends.null", "keyrings.alt")) or any(
+        word in type(backend).__name__ for word in _INSECURE_NAMES
+    )
+    if insecure:
+        state = KeyringState.INSECURE_ALLOWED if env_flag("GOVERN_ALLOW_INSECURE_KEYRING") else KeyringState.REFUSED
+        return backend, name, state
+    return backend, name, KeyringState.USABLE
+
+
+def cache_ttl_seconds() -> int:
+    raw = os.environ.get("GOVERN_CACHE_TTL")
+    if raw is None or raw.strip() == "":
+        return DEFAULT_CACHE_TTL_SECONDS
+    if raw.strip() == "0":
+        return 0
+    from govern.timeutil import parse_duration
+
+    ttl = int(parse_duration(raw).total_seconds())
+    return min(ttl, 24 * 3600)
+
+
+class UnlockCache:
+    """Caches a derived key in the OS keyring until an expiry time."""
+
+    def __init__(self, vault_id: str, fingerprint: str, notice: Callable[[str], None]) -> None:
+        self._username = f"unlock:{vault_id}:{fingerprint}"
+        self._notice = notice
+        self._backend: Any = None
+        self.ttl = cache_ttl_seconds()
+        if self.ttl == 0:
+            return
+        backend, name, state = keyring_backend()
+        if state is KeyringState.ABSENT:
+            notice("no OS keyring is available, so the passphrase will be asked each time")
+        elif state is KeyringState.REFUSED:
+            notice(
+                f"the keyring backend {name} stores secrets unprotected; not caching"
+                " (GOVERN_ALLOW_INSECURE_KEYRING=1 allows it)"
+            )
+        else:
+            self._backend = backend
+
+    def get(self, now: float | None = None) -> bytes | None:
+        if self._backend is None:
+            return None
+        try:
+            raw = self._backend.get_password(KEYRING_SERVICE, self._username)
+        except Exception:
+            return None
+        if not raw:
+            return None
+        try:
+            entry = json.loads(raw)
+            expires = float(entry["expires"])
+            key = base64.b64decode(entry["key"], validate=True)
+        except (ValueError, KeyError, TypeError):
+            self.clear()
+            return None
+        if (now if now is not None else time.time()) >= expires or len(key) != 32:
+            self.clear()
+            return None
+        return key
+
+    def put(self, key: bytes, now: float | None = None) -> None:
+        if self._backend is None:
+            return
+        expires = (now if now is not None else time.time()) + self.ttl
+        entry = json.dumps({"key": base64.b64encode(key).decode("ascii"), "expires": int(expires)})
+        try:
+            self._backend.set_password(KEYRING_SERVICE, self._username, entry)
+        except Exception:
+            self._notice("could not cache the unlock in the keyring; the passphrase will be asked next time")
+
+    def clear(self) -> None:
+        if self._backend is None:
+            return
+        # Nothing cached is the state we want, however the backend fails.
+        with contextlib.suppress(Exception):
+            self._backend.delete_password(KEYRING_SERVICE, self._username)

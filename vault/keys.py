@@ -1,0 +1,208 @@
+"""Per-person key pairs, their passphrase-sealed storage, and the recovery key.
+
+A person holds an X25519 key pair (to receive wrapped data keys) and an Ed25519
+key pair (to sign audit transactions). The two private keys are sealed together
+with AES-256-GCM under a key derived from the person's passphrase by Argon2id;
+the Argon2id parameters and salt travel inside the blob so they can be raised
+later without breaking old blobs.
+"""
+
+import base64
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import (
+    Ed25519PrivateKey,
+    Ed25519PublicKey,
+)
+from cryptography.hazmat.primitives.asymmetric.x25519 import (
+    X25519PrivateKey,
+    X25519PublicKey,
+)
+from cryptography.hazmat.primitives.serialization import (
+    Encoding,
+    NoEncryption,
+    PrivateFormat,
+    PublicFormat,
+)
+
+from vault import kdf
+from vault.aead import open_sealed, seal
+from vault.encoding import aad
+from vault.errors import BadPassphraseError, IntegrityError, WeakParametersError
+
+_BLOB_VERSION = 1
+_BLOB_ALG = "argon2id+aes-256-gcm"
+_RAW = (Encoding.Raw, PublicFormat.Raw)
+_RECOVERY_PREFIX = "GOVERN-RECOVERY-1-"
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def _unb64(text: Any) -> bytes:
+    if not isinstance(text, str):
+        raise ValueError("expected base64 text")
+    return base64.b64decode(text.encode("ascii"), validate=True)
+
+
+@dataclass(frozen=True)
+class PublicKeys:
+    """The public halves of a person's keys and their fingerprint."""
+
+    x25519: bytes
+    ed25519: bytes
+
+    @property
+    def fingerprint(self) -> str:
+        digest = hashlib.sha256(aad("person-keys", self.x25519, self.ed25519)).hexdigest()
+        return digest[:32]
+
+
+class PersonKeys:
+    """A person's unlocked private keys. Never stored unsealed."""
+
+    def __init__(self, x25519: X25519PrivateKey, ed25519: Ed25519PrivateKey) -> None:
+        self.x25519 = x25519
+        self.ed25519 = ed25519
+        self.public = PublicKeys(
+            x25519=x25519.public_key().public_bytes(*_RAW),
+            ed25519=ed25519.public_key().public_bytes(*_RAW),
+        )
+
+    @classmethod
+    def generate(cls) -> "PersonKeys":
+        return cls(X25519PrivateKey.generate(), Ed25519PrivateKey.generate())
+
+    def sign(self, message: bytes) -> bytes:
+        return self.ed25519.sign(message)
+
+    def _private_bytes(self) -> bytes:
+        raw = (Encoding.Raw, PrivateFormat.Raw, NoEncryption())
+        return self.x25519.private_bytes(*raw) + self.ed25519.private_bytes(*raw)
+
+    def seal(self, passphrase: str, params: kdf.KdfParams) -> tuple[bytes, bytes]:
+        """Seal the private keys under ``passphrase``; return ``(blob, kek)``."""
+        salt = kdf.new_salt()
+        kek = kdf.derive(passphrase, salt, params)
+        return self.seal_with_kek(kek, salt, params), kek
+
+    def seal_with_kek(self, kek: bytes, salt: bytes, params: kdf.KdfParams) -> bytes:
+        body = {
+            "v": _BLOB_VERSION,
+            "alg": _BLOB_ALG,
+            "kdf": params.to_dict(),
+            "salt": _b64(salt),
+            "fp": self.public.fingerprint,
+            "ct": _b64(seal(kek, self._private_bytes(), _blob_aad(self.public.fingerprint))),
+        }
+        return json.dumps(body, sort_keys=True, separators=(",", ":")).encode("ascii")
+
+
+@dataclass(frozen=True)
+class SealedKeyBlob:
+    """A parsed private-key blob: what is needed to derive its key and open it."""
+
+    params: kdf.KdfParams
+    salt: bytes
+    fingerprint: str
+    ciphertext: bytes
+
+    @classmethod
+    def parse(cls, blob: bytes) -> "SealedKeyBlob":
+        try:
+            body = json.loads(blob)
+            if body.get("v") != _BLOB_VERSION or body.get("alg") != _BLOB_ALG:
+                raise ValueError("unknown key blob format")
+            return cls(
+                params=kdf.KdfParams.from_dict(body["kdf"]),
+                salt=_unb64(body["salt"]),
+                fingerprint=str(body["fp"]),
+                ciphertext=_unb64(body["ct"]),
+            )
+        except (ValueError, KeyError, TypeError, AttributeError, WeakParametersError):
+            raise IntegrityError("a private key blob") from None
+
+    def derive_kek(self, passphrase: str) -> bytes:
+        return kdf.derive(passphrase, self.salt, self.params)
+
+    def open(self, kek: bytes) -> PersonKeys:
+        """Open with a derived key; a wrong key raises :class:`BadPassphraseError`."""
+        try:
+            raw = open_sealed(kek, self.ciphertext, _blob_aad(self.fingerprint))
+        except IntegrityError:
+            raise BadPassphraseError() from None
+        if len(raw) != 64:
+            raise IntegrityError("a private key blob")
+        keys = PersonKeys(
+            X25519PrivateKey.from_private_bytes(raw[:32]),
+            Ed25519PrivateKey.from_private_bytes(raw[32:]),
+        )
+        if keys.public.fingerprint != self.fingerprint:
+            raise IntegrityError("a private key blob")
+        return keys
+
+
+def _blob_aad(fingerprint: str) -> bytes:
+    return aad("person-private-keys", fingerprint)
+
+
+def verify_signature(ed25519_public: bytes, message: bytes, signature: bytes) -> None:
+    """Raise :class:`IntegrityError` unless ``signature`` is valid for ``message``."""
+    try:
+        Ed25519PublicKey.from_public_bytes(ed25519_public).verify(signature, message)
+    except (InvalidSignature, ValueError):
+        raise IntegrityError("a signature") from None
+
+
+class RecoveryKey:
+    """The organisation recovery key pair (X25519), kept offline by its custodians."""
+
+    def __init__(self, private: X25519PrivateKey) -> None:
+        self.private = private
+        self.public = private.public_key().public_bytes(*_RAW)
+
+    @classmethod
+    def generate(cls) -> "RecoveryKey":
+        return cls(X25519PrivateKey.generate())
+
+    @staticmethod
+    def fingerprint_of(public: bytes) -> str:
+        return hashlib.sha256(aad("recovery-key", public)).hexdigest()[:32]
+
+    @property
+    def fingerprint(self) -> str:
+        return self.fingerprint_of(self.public)
+
+    def export(self) -> str:
+        """Text form for offline safekeeping, with a checksum against typos."""
+        raw = self.private.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())
+        check = hashlib.sha256(raw).digest()[:4]
+        text = base64.b32encode(raw + check).decode("ascii").rstrip("=")
+        groups = "-".join(text[i : i + 6] for i in range(0, len(text), 6))
+        return _RECOVERY_PREFIX + groups
+
+    @classmethod
+    def load(cls, text: str) -> "RecoveryKey":
+        cleaned = text.strip().upper()
+        if not cleaned.startswith(_RECOVERY_PREFIX):
+            raise IntegrityError("a recovery key")
+        body = cleaned[len(_RECOVERY_PREFIX) :].replace("-", "")
+        try:
+            raw = base64.b32decode(body + "=" * (-len(body) % 8))
+        except ValueError:
+            raise IntegrityError("a recovery key") from None
+        if len(raw) != 36 or hashlib.sha256(raw[:32]).digest()[:4] != raw[32:]:
+            raise IntegrityError("a recovery key")
+        return cls(X25519PrivateKey.from_private_bytes(raw[:32]))
+
+
+def x25519_public_from_bytes(public: bytes) -> X25519PublicKey:
+    try:
+        return X25519PublicKey.from_public_bytes(public)
+    except ValueError:
+        raise IntegrityError("a public key") from None
