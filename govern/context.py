@@ -40,6 +40,12 @@ class Context:
     def now(self) -> datetime:
         return self.clock()
 
+    def close(self) -> None:
+        """Release database connections (idempotent)."""
+        store = self.__dict__.pop("store", None)
+        if store is not None:
+            store.engine.dispose()
+
 
 @dataclass
 class Unlocked:

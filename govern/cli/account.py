@@ -73,9 +73,8 @@ def add(
     if as_json:
         emit_json(result)
         return
-    notice(
-        f"registered {result['account']} ({result['platform']} {result['handle']}); set its secret with 'govern secret set {result['account']}'"
-    )
+    slug = result["account"]
+    notice(f"registered {slug} ({result['platform']} {result['handle']}); set its secret: govern secret set {slug}")
 
 
 @app.command("set")

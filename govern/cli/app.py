@@ -34,7 +34,7 @@ def root(
         typer.Option(
             "--db",
             metavar="URL",
-            help="Database URL or SQLite file (default: GOVERN_DB_URL, else vault.db in GOVERN_HOME or the platform data dir).",
+            help="Database URL or SQLite file (default: GOVERN_DB_URL, else vault.db in GOVERN_HOME or the data dir).",
         ),
     ] = None,
     actor: Annotated[

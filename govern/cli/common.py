@@ -37,7 +37,7 @@ def context(ctx: typer.Context, *, actor: str | None = None) -> "Context":
     from govern.unlock import PassphraseSource
 
     options = globals_of(ctx)
-    return Context(
+    service_context = Context(
         db_url=resolve_db_url(options.db),
         actor=actor or resolve_actor(options.actor),
         passphrase=PassphraseSource(
@@ -45,6 +45,17 @@ def context(ctx: typer.Context, *, actor: str | None = None) -> "Context":
         ),
         notice=notice,
     )
+    _OPEN_CONTEXTS.append(service_context)
+    return service_context
+
+
+_OPEN_CONTEXTS: list["Context"] = []
+
+
+def close_contexts() -> None:
+    """Release every service context this run opened (called by ``main.run``)."""
+    while _OPEN_CONTEXTS:
+        _OPEN_CONTEXTS.pop().close()
 
 
 def stdin_broker(ctx: typer.Context) -> Any:

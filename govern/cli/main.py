@@ -60,6 +60,10 @@ def run(args: list[str]) -> int:
             traceback.print_exc()
         _error(f"unexpected {type(exc).__name__}; this is a bug (run with --debug for details)")
         return int(ExitCode.FAILURE)
+    finally:
+        from govern.cli.common import close_contexts
+
+        close_contexts()
 
 
 def _map_foreign(exc: Exception) -> "tuple[int, str] | None":

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.engine import Engine
 from sqlmodel import select
 
 from govern import validate
@@ -137,6 +138,8 @@ def init_vault(
             for leftover in (path, Path(f"{path}-wal"), Path(f"{path}-shm"), Path(f"{path}-journal")):
                 leftover.unlink(missing_ok=True)
         raise
+    finally:
+        engine.dispose()
     return InitResult(
         vault_id=vault_id,
         org=org,
@@ -202,13 +205,16 @@ def _record_first_admin(
 def upgrade_schema(db_url: str) -> tuple[str | None, str]:
     """Apply pending migrations; return (revision before, revision after)."""
     engine = make_engine(db_url)
-    before = current_revision(engine)
-    if before is None:
-        raise InvalidInput("no vault in this database: run 'govern init' to create one")
-    from govern.migrations.runner import upgrade
+    try:
+        before = current_revision(engine)
+        if before is None:
+            raise InvalidInput("no vault in this database: run 'govern init' to create one")
+        from govern.migrations.runner import upgrade
 
-    upgrade(engine)
-    return before, HEAD_REVISION
+        upgrade(engine)
+        return before, HEAD_REVISION
+    finally:
+        engine.dispose()
 
 
 def whoami(ctx: Context) -> dict[str, Any]:
@@ -235,9 +241,16 @@ def _mode(path: Path) -> str | None:
 
 def doctor(ctx: Context) -> dict[str, Any]:
     """Facts about the installation and vault, and the problems found."""
+    engine = make_engine(ctx.db_url)
+    try:
+        return _diagnose(ctx, engine)
+    finally:
+        engine.dispose()
+
+
+def _diagnose(ctx: Context, engine: Engine) -> dict[str, Any]:
     problems: list[str] = []
     report: dict[str, Any] = {"db": redact(ctx.db_url)}
-    engine = make_engine(ctx.db_url)
     report["backend"] = engine.dialect.name
     revision = current_revision(engine)
     report["schema"] = {"current": revision, "expected": HEAD_REVISION}
