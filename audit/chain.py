@@ -200,6 +200,8 @@ def verify_chain(
         last = group[-1]
         if seal is None:
             raise ChainError("transaction has no signed seal", first.seq)
+        if seal.last_seq > last.seq and seal.first_seq == first.seq:
+            raise ChainError("event missing: its transaction's seal covers it", last.seq + 1)
         if (seal.first_seq, seal.last_seq, seal.head) != (first.seq, last.seq, last.hash):
             raise ChainError("transaction seal does not cover its events", first.seq)
         owner_key = keys.get(seal.key)

@@ -155,7 +155,11 @@ class Store:
     @classmethod
     def open(cls, url: str) -> "Store":
         engine = make_engine(url)
-        check_schema(engine)
+        try:
+            check_schema(engine)
+        except BaseException:
+            engine.dispose()
+            raise
         return cls(engine, url)
 
     @property
