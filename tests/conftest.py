@@ -11,7 +11,6 @@ from typing import Any
 
 import keyring
 import pytest
-
 from memkeyring import MemoryKeyring
 from pg import Cluster, cluster
 

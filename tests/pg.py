@@ -18,9 +18,11 @@ from pathlib import Path
 
 
 def _bindir() -> Path:
-    for candidate in [os.environ.get("GOVERN_TEST_PG_BINDIR", "")] + sorted(
-        glob.glob("/usr/lib/postgresql/*/bin"), reverse=True
-    ):
+    candidates = [
+        os.environ.get("GOVERN_TEST_PG_BINDIR", ""),
+        *sorted(glob.glob("/usr/lib/postgresql/*/bin"), reverse=True),
+    ]
+    for candidate in candidates:
         if candidate and (Path(candidate) / "pg_ctl").exists():
             return Path(candidate)
     found = shutil.which("pg_ctl")
@@ -72,7 +74,9 @@ class Cluster:
         deadline = time.monotonic() + 30
         while True:
             try:
-                with psycopg.connect(f"host=127.0.0.1 port={self.port} user=postgres dbname=postgres", autocommit=True) as conn:
+                with psycopg.connect(
+                    f"host=127.0.0.1 port={self.port} user=postgres dbname=postgres", autocommit=True
+                ) as conn:
                     conn.execute(f'CREATE DATABASE "{name}"')
                 return self.url(name)
             except psycopg.OperationalError:

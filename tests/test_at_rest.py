@@ -70,7 +70,8 @@ def test_ciphertext_moved_to_another_row_fails_to_open(vault: Govern, move: str)
         old_id, new_id = rows[0][0], rows[-1][0]
         _sql(
             vault,
-            "UPDATE sealed_field SET ciphertext = (SELECT ciphertext FROM sealed_field WHERE id = :old) WHERE id = :new",
+            "UPDATE sealed_field SET ciphertext = (SELECT ciphertext FROM sealed_field WHERE id = :old)"
+            " WHERE id = :new",
             old=old_id,
             new=new_id,
         )
@@ -84,7 +85,8 @@ def test_ciphertext_moved_to_another_row_fails_to_open(vault: Govern, move: str)
         ids = dict(rows)  # type: ignore[arg-type]
         _sql(
             vault,
-            "UPDATE sealed_field SET ciphertext = (SELECT ciphertext FROM sealed_field WHERE id = :src) WHERE id = :dst",
+            "UPDATE sealed_field SET ciphertext = (SELECT ciphertext FROM sealed_field WHERE id = :src)"
+            " WHERE id = :dst",
             src=ids["x-acme"],
             dst=ids["ig-acme"],
         )

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from conftest import CANARY_PASSWORD, CANARY_SEED, CANARY_URI, FAST_KDF, passphrase_of
 
 pytestmark = pytest.mark.e2e
@@ -33,7 +32,9 @@ class Shell:
         }
         self.transcript: list[str] = []
 
-    def run(self, *args: str, who: str = "alice", stdin: str = "", code: int = 0, **env: str) -> subprocess.CompletedProcess[str]:
+    def run(
+        self, *args: str, who: str = "alice", stdin: str = "", code: int = 0, **env: str
+    ) -> subprocess.CompletedProcess[str]:
         full_env = {**self.env, "GOVERN_USER": who, "GOVERN_PASSPHRASE": passphrase_of(who), **env}
         result = subprocess.run(
             [str(GOVERN), *args], input=stdin, capture_output=True, text=True, env=full_env, timeout=120, check=False

@@ -1,7 +1,6 @@
 """User errors: one line on stderr, the documented exit code, nothing written."""
 
 import pytest
-
 from conftest import CANARY_PASSWORD, CANARY_URI, Govern
 from memkeyring import MemoryKeyring
 from sqlhelp import count, sql
@@ -152,7 +151,9 @@ def test_passphrase_from_stdin_and_file(vault: Govern, tmp_path: object) -> None
     MemoryKeyring.entries.clear()
     ok = vault("--passphrase-stdin", "whoami", passphrase=None, input="alice correct horse battery\n")
     assert ok.code == 0
-    shown = vault("--passphrase-stdin", "secret", "show", "x-acme", passphrase=None, input="alice correct horse battery\n")
+    shown = vault(
+        "--passphrase-stdin", "secret", "show", "x-acme", passphrase=None, input="alice correct horse battery\n"
+    )
     assert shown.out.strip() == CANARY_PASSWORD
     from pathlib import Path
 

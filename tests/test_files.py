@@ -6,7 +6,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from conftest import Govern
 
 
@@ -46,7 +45,7 @@ def test_modes_under_a_permissive_umask(sqlite_govern: Govern, tmp_path: Path, o
 def test_doctor_flags_loose_modes(sqlite_govern: Govern) -> None:
     sqlite_govern.init()
     db = Path(sqlite_govern.db.removeprefix("sqlite:///"))
-    os.chmod(db.parent, 0o755)
+    os.chmod(db.parent, 0o755)  # noqa: S103  (the loose mode doctor must flag)
     result = sqlite_govern("doctor", "--json")
     assert result.code == 7
     assert any("expected 0700" in p for p in result.json()["problems"])

@@ -2,11 +2,11 @@
 
 import keyring
 import pytest
-from keyring.backends import fail, null
-
 from conftest import CANARY_PASSWORD, Govern
-from govern.unlock import KEYRING_SERVICE, KeyringState, UnlockCache, keyring_backend
+from keyring.backends import fail, null
 from memkeyring import MemoryKeyring, PlaintextKeyring
+
+from govern.unlock import KEYRING_SERVICE, KeyringState, UnlockCache, keyring_backend
 
 
 def test_unlock_is_cached_then_needs_no_passphrase(vault: Govern) -> None:

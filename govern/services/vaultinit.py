@@ -13,7 +13,7 @@ from sqlmodel import select
 from govern import validate
 from govern.context import Context, Unlocked, active_key, authenticate, vault_meta
 from govern.db import Store, WriteTx, check_schema, current_revision, make_engine, redact, sqlite_path
-from govern.errors import Conflict, InvalidInput
+from govern.errors import Conflict, InvalidInput, NotFound
 from govern.migrations import HEAD_REVISION
 from govern.models import Account, Person, PersonKey, VaultMeta
 from govern.timeutil import format_time
@@ -208,7 +208,7 @@ def upgrade_schema(db_url: str) -> tuple[str | None, str]:
     try:
         before = current_revision(engine)
         if before is None:
-            raise InvalidInput("no vault in this database: run 'govern init' to create one")
+            raise NotFound("no vault in this database: run 'govern init' to create one")
         from govern.migrations.runner import upgrade
 
         upgrade(engine)
