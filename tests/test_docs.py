@@ -29,7 +29,7 @@ def command_paths() -> list[tuple[str, str | None]]:
     return out
 
 
-@pytest.mark.parametrize(("path", "help_text"), command_paths(), ids=lambda v: str(v))
+@pytest.mark.parametrize(("path", "help_text"), command_paths(), ids=str)
 def test_every_command_has_help_and_is_documented(path: str, help_text: str | None) -> None:
     assert help_text, f"govern {path} has no help text"
     assert f"govern {path}" in DOCS, f"govern {path} is not documented under docs/"
