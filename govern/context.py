@@ -137,6 +137,9 @@ def acting(ctx: Context) -> Iterator[tuple[WriteTx, Unlocked]]:
             raise AuthenticationFailed(f"the keys of {person.handle} changed while unlocking: try again")
         unlocked.person, unlocked.key_row = person, key_row
         tx.signer = unlocked
+        from govern.services.expiry import expire_due
+
+        tx.extras["expired"] = expire_due(tx)
         yield tx, unlocked
 
 

@@ -15,6 +15,7 @@ from sqlmodel import Column, Field, SQLModel
 from audit.models import AuditEvent, AuditSeal
 
 __all__ = [
+    "AccessRequest",
     "Account",
     "AuditEvent",
     "AuditSeal",
@@ -26,6 +27,10 @@ __all__ = [
     "KeyWrap",
     "Person",
     "PersonKey",
+    "Policy",
+    "PolicyAck",
+    "Review",
+    "ReviewItem",
     "SealedField",
     "VaultMeta",
 ]
@@ -191,6 +196,9 @@ class Grant(SQLModel, table=True):
     revoked_at: datetime | None = _when(nullable=True)
     revoked_by: str | None = Field(default=None, max_length=32)
     revoke_reason: str | None = Field(default=None, max_length=1000)
+    request_id: int | None = Field(default=None, foreign_key="access_request.id")
+    over_cap_reason: str | None = Field(default=None, max_length=1000)
+    expired_at: datetime | None = _when(nullable=True)  # when the expiry was processed
 
 
 class Exposure(SQLModel, table=True):
@@ -206,3 +214,70 @@ class Exposure(SQLModel, table=True):
     since: datetime = _when()
     reason: str = Field(max_length=1000)
     cleared_at: datetime | None = _when(nullable=True)
+
+
+class AccessRequest(SQLModel, table=True):
+    __tablename__ = "access_request"
+
+    id: int | None = Field(default=None, primary_key=True)
+    account_id: int = Field(foreign_key="account.id", index=True)
+    person_id: int = Field(foreign_key="person.id", index=True)
+    reason: str = Field(max_length=1000)
+    duration_s: int | None = None
+    status: str = Field(max_length=16, index=True)  # pending | approved | denied | cancelled
+    created_at: datetime = _when()
+    decided_by: str | None = Field(default=None, max_length=32)
+    decided_at: datetime | None = _when(nullable=True)
+    decision_reason: str | None = Field(default=None, max_length=1000)
+
+
+class Policy(SQLModel, table=True):
+    """A published version of the organisation's social media policy."""
+
+    __tablename__ = "policy"
+
+    id: int | None = Field(default=None, primary_key=True)
+    version: str = Field(unique=True, max_length=64)
+    text: str
+    sha256: str = Field(max_length=64)
+    published_by: str = Field(max_length=32)
+    published_at: datetime = _when()
+
+
+class PolicyAck(SQLModel, table=True):
+    __tablename__ = "policy_ack"
+    __table_args__ = (UniqueConstraint("policy_id", "person_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    policy_id: int = Field(foreign_key="policy.id", index=True)
+    person_id: int = Field(foreign_key="person.id", index=True)
+    acked_at: datetime = _when()
+
+
+class Review(SQLModel, table=True):
+    """A periodic access review: every live grant at its start, each to certify or revoke."""
+
+    __tablename__ = "access_review"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=200)
+    status: str = Field(max_length=16)  # open | closed
+    started_by: str = Field(max_length=32)
+    started_at: datetime = _when()
+    closed_by: str | None = Field(default=None, max_length=32)
+    closed_at: datetime | None = _when(nullable=True)
+
+
+class ReviewItem(SQLModel, table=True):
+    __tablename__ = "access_review_item"
+    __table_args__ = (UniqueConstraint("review_id", "grant_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    review_id: int = Field(foreign_key="access_review.id", index=True)
+    grant_id: int = Field(foreign_key="access_grant.id")
+    account_id: int = Field(foreign_key="account.id")
+    person_id: int = Field(foreign_key="person.id")
+    decision: str = Field(max_length=16)  # pending | certified | revoked | ended
+    decided_by: str | None = Field(default=None, max_length=32)
+    decided_at: datetime | None = _when(nullable=True)
+    reason: str | None = Field(default=None, max_length=1000)

@@ -1,5 +1,6 @@
 """``govern access``: who holds which account, and why."""
 
+import sys
 from typing import Annotated
 
 import typer
@@ -11,7 +12,12 @@ app = typer.Typer(help="Grant, revoke and list access to accounts.", no_args_is_
 Slug = Annotated[str, typer.Argument(metavar="ACCOUNT", help="Short name of the account, like x-acme.")]
 Handle = Annotated[str, typer.Argument(metavar="HANDLE", help="The person's handle.")]
 Reason = Annotated[str, typer.Option("--reason", help="Why (recorded in the audit log).")]
-GRANT_COLUMNS = ["id", "account", "handle", "status", "reason", "granted_by", "from", "until", "revoked_at"]
+For = Annotated[str | None, typer.Option("--for", metavar="DURATION", help="Time-box it, like 30d.")]
+OverCap = Annotated[
+    bool, typer.Option("--over-cap", help="Admins only: exceed the holder cap (the --reason is recorded).")
+]
+GRANT_COLUMNS = ["id", "account", "handle", "status", "reason", "granted_by", "from", "until", "over_cap", "revoked_at"]
+REQUEST_COLUMNS = ["id", "account", "handle", "status", "reason", "for", "created_at", "decided_by", "decision_reason"]
 
 
 @app.command("grant")
@@ -20,13 +26,16 @@ def grant(
     slug: Slug,
     handle: Handle,
     reason: Reason,
-    for_: Annotated[str | None, typer.Option("--for", metavar="DURATION", help="Time-box the grant, like 30d.")] = None,
+    for_: For = None,
+    over_cap: OverCap = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Give a person access: the account's data key is wrapped to their public key."""
     from govern.services.access import grant_access
 
-    result = grant_access(context(ctx), slug, handle, reason=reason, duration=parse_duration_option(for_))
+    result = grant_access(
+        context(ctx), slug, handle, reason=reason, duration=parse_duration_option(for_), over_cap=over_cap
+    )
     if as_json:
         emit_json(result)
         return
@@ -67,3 +76,67 @@ def list_(
         GRANT_COLUMNS,
         as_json=as_json,
     )
+
+
+@app.command("request")
+def request(ctx: typer.Context, slug: Slug, reason: Reason, for_: For = None, as_json: JsonOpt = False) -> None:
+    """Ask for access to an account; prints the request id."""
+    from govern.services.requests import create_request
+
+    result = create_request(context(ctx), slug, reason=reason, duration=parse_duration_option(for_))
+    if as_json:
+        emit_json(result)
+        return
+    sys.stdout.write(f"{result['id']}\n")
+    notice(f"request {result['id']} for {result['account']} is pending: an admin or the account owner decides it")
+
+
+@app.command("requests")
+def requests(
+    ctx: typer.Context,
+    pending: Annotated[bool, typer.Option("--pending", help="Only requests still waiting.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """List access requests and their decisions."""
+    from govern.services.requests import list_requests
+
+    emit_table(list_requests(context(ctx), pending_only=pending), REQUEST_COLUMNS, as_json=as_json)
+
+
+RequestId = Annotated[int, typer.Argument(metavar="REQUEST_ID", help="The number 'access request' printed.")]
+
+
+@app.command("approve")
+def approve(
+    ctx: typer.Context,
+    request_id: RequestId,
+    over_cap: OverCap = False,
+    reason: Annotated[str | None, typer.Option("--reason", help="Required with --over-cap.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Approve a request (an admin or the account's owner; never your own): performs the grant."""
+    from govern.errors import InvalidInput
+    from govern.services.requests import approve as run
+
+    if over_cap and not reason:
+        raise InvalidInput("--over-cap needs --reason: why may this account exceed its holder cap?")
+    if reason and not over_cap:
+        raise InvalidInput("--reason on approve is the over-cap justification; add --over-cap or drop it")
+    result = run(context(ctx), request_id, over_cap_reason=reason if over_cap else None)
+    if as_json:
+        emit_json(result)
+        return
+    until = f" until {result['until']}" if result["until"] else ""
+    notice(f"approved: {result['handle']} now holds {result['account']}{until} (grant {result['id']})")
+
+
+@app.command("deny")
+def deny(ctx: typer.Context, request_id: RequestId, reason: Reason, as_json: JsonOpt = False) -> None:
+    """Deny a request (an admin or the account's owner; never your own)."""
+    from govern.services.requests import deny as run
+
+    result = run(context(ctx), request_id, reason=reason)
+    if as_json:
+        emit_json(result)
+        return
+    notice(f"denied request {result['id']} of {result['handle']} for {result['account']}")

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from govern.cli import access, account, audit, db, secret, staff
+from govern.cli import access, account, audit, db, policy, review, secret, staff
 from govern.cli.common import Globals, JsonOpt, context, emit_json, emit_record, notice, warn
 
 app = typer.Typer(
@@ -22,6 +22,8 @@ app.add_typer(staff.app, name="staff")
 app.add_typer(account.app, name="account")
 app.add_typer(secret.app, name="secret")
 app.add_typer(access.app, name="access")
+app.add_typer(policy.app, name="policy")
+app.add_typer(review.app, name="review")
 app.add_typer(audit.app, name="audit")
 app.add_typer(db.app, name="db")
 
@@ -140,3 +142,17 @@ def totp(
         return
     sys.stdout.write(f"{code.code}\n")
     notice(f"valid for {code.seconds_left} more second(s)")
+
+
+@app.command()
+def sweep(ctx: typer.Context, as_json: JsonOpt = False) -> None:
+    """Process expired grants now: delete their wraps, log the expiry, mark exposure (for cron)."""
+    from govern.services.expiry import sweep as run
+
+    done = run(context(ctx))
+    if as_json:
+        emit_json(done)
+        return
+    notice(f"processed {len(done)} expired grant(s)")
+    for item in done:
+        notice(f"  {item['handle']} on {item['account']} (grant {item['grant']})")

@@ -2,16 +2,17 @@
 and mark what the person could read as exposed (only a rotation clears that).
 """
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlmodel import col, select
+from sqlmodel import Session, col, select
 
 from govern import validate
-from govern.context import Context, acting, reading, vault_meta
+from govern.context import Context, Unlocked, acting, reading, vault_meta
 from govern.custody import add_wrap, live_data_keys, open_data_key, person_key, wrap_of
+from govern.db import WriteTx
 from govern.errors import Conflict, Denied, NotFound
-from govern.models import Account, Grant, Person
+from govern.models import AccessRequest, Account, Grant, Person, PersonKey, Policy, PolicyAck
 from govern.services.common import get_account, get_person, grant_status, live_grant, require_role
 from govern.services.staff import drop_wraps, ensure_custodians
 from govern.timeutil import format_time
@@ -30,74 +31,190 @@ def grant_view(grant: Grant, account: Account, person: Person, now: Any) -> dict
         "revoked_at": format_time(grant.revoked_at),
         "revoked_by": grant.revoked_by,
         "revoke_reason": grant.revoke_reason,
+        "over_cap": grant.over_cap_reason is not None,
+        "over_cap_reason": grant.over_cap_reason,
+        "request": grant.request_id,
     }
 
 
-def grant_access(ctx: Context, slug: str, handle: str, *, reason: str, duration: timedelta | None) -> dict[str, Any]:
+def live_holders(session: Session, account: Account, now: datetime) -> list[Grant]:
+    """Live grants of ``account``. Admins hold no grants (they are custodians), so none count."""
+    grants = session.exec(select(Grant).where(Grant.account_id == account.id, col(Grant.revoked_at).is_(None))).all()
+    return [g for g in grants if grant_status(g, now) == "live"]
+
+
+def current_policy(session: Session) -> Policy | None:
+    return session.exec(select(Policy).order_by(col(Policy.id).desc()).limit(1)).first()
+
+
+def require_policy_ack(session: Session, person: Person) -> None:
+    """Once a policy is published, only people who acknowledged its current version get access."""
+    policy = current_policy(session)
+    if policy is None:
+        return
+    ack = session.exec(
+        select(PolicyAck).where(PolicyAck.policy_id == policy.id, PolicyAck.person_id == person.id)
+    ).first()
+    if ack is None:
+        raise Denied(
+            f"{person.handle} has not acknowledged the social media policy (version {policy.version}):"
+            " they run 'govern policy ack'"
+        )
+
+
+def check_holdable(session: Session, account: Account, person: Person, now: datetime) -> PersonKey:
+    """Everything that must be true of a person before they may hold ``account``."""
+    if person.role == "auditor":
+        raise Denied(f"{person.handle} is an auditor; auditors can never be granted a credential")
+    if person.role == "admin":
+        raise Conflict(f"{person.handle} is an admin and already holds every account as a custodian")
+    if person.status != "active":
+        raise Denied(f"{person.handle} is {person.status}; only enrolled, active staff can hold access")
+    key = person_key(session, person)
+    if key is None:
+        raise Denied(f"{person.handle} has no keys yet")
+    if live_grant(session, account, person, now) is not None:
+        raise Conflict(f"{person.handle} already holds {account.slug}")
+    require_policy_ack(session, person)
+    return key
+
+
+def issue_grant(
+    tx: WriteTx,
+    me: Unlocked,
+    account: Account,
+    person: Person,
+    *,
+    reason: str,
+    duration: timedelta | None,
+    over_cap: str | None,
+    request: AccessRequest | None = None,
+) -> Grant:
+    """Record a grant and wrap the account's live data keys to the person.
+
+    ``over_cap`` is the reason an admin gave for exceeding the holder cap, or None.
+    """
+    session = tx.session
+    key = check_holdable(session, account, person, tx.now)
+    holders = live_holders(session, account, tx.now)
+    if len(holders) >= account.max_holders:
+        if over_cap is None:
+            raise Denied(
+                f"{account.slug} already has {len(holders)} holder(s), its cap is {account.max_holders}:"
+                " revoke someone first, or an admin may pass --over-cap with a reason"
+            )
+        if me.person.role != "admin":
+            raise Denied("only an admin may exceed an account's holder cap")
+    else:
+        over_cap = None
+    ensure_custodians(tx, me)
+    assert account.id is not None
+    assert person.id is not None
+    grant = Grant(
+        account_id=account.id,
+        person_id=person.id,
+        reason=reason,
+        granted_by=me.handle,
+        starts_at=tx.now,
+        ends_at=None if duration is None else tx.now + duration,
+        request_id=None if request is None else request.id,
+        over_cap_reason=over_cap,
+    )
+    session.add(grant)
+    session.flush()
+    meta = vault_meta(session)
+    wrapped = []
+    for data_key in live_data_keys(session, account):
+        if wrap_of(session, data_key, key.fingerprint) is not None:
+            continue
+        secret = open_data_key(session, meta, account, data_key, me)
+        add_wrap(
+            session,
+            meta,
+            account,
+            data_key,
+            secret,
+            recipient_public=key.x25519_public,
+            recipient_fingerprint=key.fingerprint,
+            person=person,
+            now=tx.now,
+        )
+        wrapped.append(data_key.id)
+    tx.audit.append(
+        "access.granted",
+        account=account.slug,
+        subject=person.handle,
+        reason=reason,
+        data={
+            "grant": grant.id,
+            "until": format_time(grant.ends_at),
+            "data_keys": wrapped,
+            "recipient": key.fingerprint,
+            "request": None if request is None else request.id,
+            "holders_after": len(holders) + 1,
+            "max_holders": account.max_holders,
+        },
+    )
+    if over_cap is not None:
+        tx.audit.append(
+            "access.over_cap",
+            account=account.slug,
+            subject=person.handle,
+            reason=over_cap,
+            data={"grant": grant.id, "holders_after": len(holders) + 1, "max_holders": account.max_holders},
+        )
+    return grant
+
+
+def grant_access(
+    ctx: Context,
+    slug: str,
+    handle: str,
+    *,
+    reason: str,
+    duration: timedelta | None,
+    over_cap: bool = False,
+) -> dict[str, Any]:
     slug = validate.slug(slug)
     handle = validate.handle(handle)
     reason = validate.reason(reason)
     with acting(ctx) as (tx, me):
         require_role(me.person, ["admin"], "grant access")
-        session = tx.session
-        account = get_account(session, slug)
-        person = get_person(session, handle)
-        if person.role == "auditor":
-            raise Denied(f"{handle} is an auditor; auditors can never be granted a credential")
-        if person.role == "admin":
-            raise Conflict(f"{handle} is an admin and already holds every account as a custodian")
-        if person.status != "active":
-            raise Denied(f"{handle} is {person.status}; only enrolled, active staff can hold access")
-        key = person_key(session, person)
-        if key is None:
-            raise Denied(f"{handle} has no keys yet")
-        if live_grant(session, account, person, tx.now) is not None:
-            raise Conflict(f"{handle} already holds {slug}")
-        ensure_custodians(tx, me)
-        assert account.id is not None
-        assert person.id is not None
-        grant = Grant(
-            account_id=account.id,
-            person_id=person.id,
-            reason=reason,
-            granted_by=me.handle,
-            starts_at=tx.now,
-            ends_at=None if duration is None else tx.now + duration,
-        )
-        session.add(grant)
-        session.flush()
-        meta = vault_meta(session)
-        wrapped = []
-        for data_key in live_data_keys(session, account):
-            if wrap_of(session, data_key, key.fingerprint) is not None:
-                continue
-            secret = open_data_key(session, meta, account, data_key, me)
-            add_wrap(
-                session,
-                meta,
-                account,
-                data_key,
-                secret,
-                recipient_public=key.x25519_public,
-                recipient_fingerprint=key.fingerprint,
-                person=person,
-                now=tx.now,
-            )
-            wrapped.append(data_key.id)
-        tx.audit.append(
-            "access.granted",
-            account=slug,
-            subject=handle,
-            reason=reason,
-            data={
-                "grant": grant.id,
-                "until": format_time(grant.ends_at),
-                "data_keys": wrapped,
-                "recipient": key.fingerprint,
-            },
+        account = get_account(tx.session, slug)
+        person = get_person(tx.session, handle)
+        grant = issue_grant(
+            tx, me, account, person, reason=reason, duration=duration, over_cap=reason if over_cap else None
         )
         view = grant_view(grant, account, person, tx.now)
     return view
+
+
+def revoke_grants(tx: WriteTx, me: Unlocked, account: Account, person: Person, *, reason: str) -> list[int]:
+    """Revoke every open grant of ``person`` on ``account``; return the versions now exposed."""
+    session = tx.session
+    grants = session.exec(
+        select(Grant).where(
+            Grant.account_id == account.id, Grant.person_id == person.id, col(Grant.revoked_at).is_(None)
+        )
+    ).all()
+    if not grants:
+        raise NotFound(f"{person.handle} holds no grant for {account.slug}")
+    for grant in grants:
+        grant.revoked_at = tx.now
+        grant.revoked_by = me.handle
+        grant.revoke_reason = reason
+        session.add(grant)
+    exposed: list[int] = []
+    if person.role != "admin":
+        exposed = drop_wraps(tx, person, account, f"access revoked: {reason}")
+    tx.audit.append(
+        "access.revoked",
+        account=account.slug,
+        subject=person.handle,
+        reason=reason,
+        data={"grants": [g.id for g in grants], "exposed_versions": exposed},
+    )
+    return exposed
 
 
 def revoke_access(ctx: Context, slug: str, handle: str, *, reason: str) -> dict[str, Any]:
@@ -106,32 +223,16 @@ def revoke_access(ctx: Context, slug: str, handle: str, *, reason: str) -> dict[
     reason = validate.reason(reason)
     with acting(ctx) as (tx, me):
         require_role(me.person, ["admin"], "revoke access")
-        session = tx.session
-        account = get_account(session, slug)
-        person = get_person(session, handle)
-        grants = session.exec(
-            select(Grant).where(
-                Grant.account_id == account.id, Grant.person_id == person.id, col(Grant.revoked_at).is_(None)
-            )
-        ).all()
-        if not grants:
-            raise NotFound(f"{handle} holds no grant for {slug}")
-        for grant in grants:
-            grant.revoked_at = tx.now
-            grant.revoked_by = me.handle
-            grant.revoke_reason = reason
-            session.add(grant)
-        exposed: list[int] = []
-        if person.role != "admin":
-            exposed = drop_wraps(tx, person, account, f"access revoked: {reason}")
-        tx.audit.append(
-            "access.revoked",
-            account=slug,
-            subject=handle,
-            reason=reason,
-            data={"grants": [g.id for g in grants], "exposed_versions": exposed},
-        )
-        view = grant_view(grants[-1], account, person, tx.now)
+        account = get_account(tx.session, slug)
+        person = get_person(tx.session, handle)
+        exposed = revoke_grants(tx, me, account, person, reason=reason)
+        last = tx.session.exec(
+            select(Grant)
+            .where(Grant.account_id == account.id, Grant.person_id == person.id)
+            .order_by(col(Grant.id).desc())
+        ).first()
+        assert last is not None
+        view = grant_view(last, account, person, tx.now)
         view["exposed_versions"] = exposed
     return view
 
