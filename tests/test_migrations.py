@@ -60,3 +60,29 @@ def test_db_upgrade_without_a_vault(govern: Govern) -> None:
     result = govern("db", "upgrade")
     assert result.code == 3
     assert "govern init" in result.err
+
+
+def test_upgrade_from_the_first_revision_keeps_the_data(govern: Govern) -> None:
+    """A vault made by 0.1.0 (revision 0001) is refused until 'db upgrade', then works as before."""
+    from alembic import command
+
+    from govern.migrations.runner import alembic_config
+
+    govern.init()
+    govern.enrol("bob")
+    govern.account()
+    engine = create_engine(govern.db)
+    try:
+        config = alembic_config()
+        with engine.connect() as connection:
+            config.attributes["connection"] = connection
+            command.downgrade(config, "0001")
+            connection.commit()
+    finally:
+        engine.dispose()
+    refused = govern("whoami")
+    assert refused.code == 8
+    assert "govern db upgrade" in refused.err
+    assert "0002" in govern.ok("db", "upgrade").err
+    govern.ok("access", "grant", "x-acme", "bob", "--reason", "after upgrade")
+    assert govern.ok("secret", "show", "x-acme", as_="bob").out.strip().startswith("CANARY")
