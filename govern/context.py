@@ -138,8 +138,10 @@ def acting(ctx: Context) -> Iterator[tuple[WriteTx, Unlocked]]:
         unlocked.person, unlocked.key_row = person, key_row
         tx.signer = unlocked
         from govern.services.expiry import expire_due
+        from govern.services.rotation import destroy_expired_versions
 
         tx.extras["expired"] = expire_due(tx)
+        tx.extras["destroyed"] = destroy_expired_versions(tx)
         yield tx, unlocked
 
 

@@ -11,7 +11,7 @@ from sqlmodel import Session, col, select
 
 from govern.context import Unlocked
 from govern.errors import Denied, IntegrityFailure
-from govern.models import Account, CredentialVersion, DataKey, KeyWrap, Person, PersonKey, VaultMeta
+from govern.models import Account, CredentialVersion, DataKey, KeyWrap, Person, PersonKey, VaultMeta, WrapHistory
 from vault import IntegrityError, aad, new_data_key, open_sealed, seal, unwrap_key, wrap_key
 
 if TYPE_CHECKING:
@@ -68,7 +68,32 @@ def add_wrap(
         created_at=now,
     )
     session.add(wrap)
+    if person is not None:
+        assert person.id is not None
+        session.add(
+            WrapHistory(
+                data_key_id=data_key.id,
+                person_id=person.id,
+                recipient_fingerprint=recipient_fingerprint,
+                wrapped_at=now,
+            )
+        )
     return wrap
+
+
+def remove_wrap(session: Session, wrap: KeyWrap, now: datetime) -> None:
+    """Delete a wrap; its history row records when (the history itself is never deleted)."""
+    if wrap.person_id is not None:
+        for row in session.exec(
+            select(WrapHistory).where(
+                WrapHistory.data_key_id == wrap.data_key_id,
+                WrapHistory.person_id == wrap.person_id,
+                col(WrapHistory.removed_at).is_(None),
+            )
+        ).all():
+            row.removed_at = now
+            session.add(row)
+    session.delete(wrap)
 
 
 def wrap_of(session: Session, data_key: DataKey, fingerprint: str) -> KeyWrap | None:
@@ -133,55 +158,64 @@ def recipients(session: Session, account: Account, now: datetime) -> list[tuple[
     return out
 
 
-def rekey(tx: "WriteTx", account: Account) -> tuple[DataKey, bytes]:
-    """Give ``account`` a fresh data key wrapped to the recovery key, admins and live holders.
-
-    Older data keys are retired and their non-admin wraps deleted, so a former
-    holder who kept an old data key learns nothing from versions sealed after.
-    """
+def add_data_key(tx: "WriteTx", account: Account) -> tuple[DataKey, bytes]:
+    """A fresh data key for ``account``, wrapped to the recovery key, admins and live holders."""
     session = tx.session
     meta = session.exec(select(VaultMeta)).one()
     assert account.id is not None
-    old_keys = live_data_keys(session, account)
     data_key = DataKey(account_id=account.id, created_at=tx.now)
     session.add(data_key)
     session.flush()
     secret = new_data_key()
     add_wrap(
-        session,
-        meta,
-        account,
-        data_key,
-        secret,
-        recipient_public=meta.recovery_public,
-        recipient_fingerprint=meta.recovery_fingerprint,
-        person=None,
-        now=tx.now,
-    )
+        session, meta, account, data_key, secret,
+        recipient_public=meta.recovery_public, recipient_fingerprint=meta.recovery_fingerprint,
+        person=None, now=tx.now,
+    )  # fmt: skip
     fingerprints = [meta.recovery_fingerprint]
     for person, key in recipients(session, account, tx.now):
         add_wrap(
-            session,
-            meta,
-            account,
-            data_key,
-            secret,
-            recipient_public=key.x25519_public,
-            recipient_fingerprint=key.fingerprint,
-            person=person,
-            now=tx.now,
-        )
+            session, meta, account, data_key, secret,
+            recipient_public=key.x25519_public, recipient_fingerprint=key.fingerprint,
+            person=person, now=tx.now,
+        )  # fmt: skip
         fingerprints.append(key.fingerprint)
+    tx.audit.append("key.created", account=account.slug, data={"data_key": data_key.id, "recipients": fingerprints})
+    return data_key, secret
+
+
+def retire_data_keys(tx: "WriteTx", account: Account, keep: DataKey) -> list[int]:
+    """Retire every other live key of ``account``; only admins and the recovery key keep wraps of them.
+
+    Also removes wraps of ``keep`` from anyone who is no longer a recipient, so the
+    key that stays is wrapped only to the recovery key, admins and live holders.
+    """
+    session = tx.session
     admin_ids = {p.id for p in session.exec(select(Person).where(Person.role == "admin")).all()}
-    for old in old_keys:
+    allowed = {person.id for person, _key in recipients(session, account, tx.now)}
+    retired = []
+    for old in live_data_keys(session, account):
+        if old.id == keep.id:
+            for wrap in session.exec(select(KeyWrap).where(KeyWrap.data_key_id == old.id)).all():
+                if wrap.person_id is not None and wrap.person_id not in allowed:
+                    remove_wrap(session, wrap, tx.now)
+            continue
         old.retired_at = tx.now
         session.add(old)
+        retired.append(old.id)
         for wrap in session.exec(select(KeyWrap).where(KeyWrap.data_key_id == old.id)).all():
             if wrap.person_id is not None and wrap.person_id not in admin_ids:
-                session.delete(wrap)
-    tx.audit.append(
-        "key.created",
-        account=account.slug,
-        data={"data_key": data_key.id, "recipients": fingerprints, "retired": [k.id for k in old_keys]},
-    )
+                remove_wrap(session, wrap, tx.now)
+    if retired:
+        tx.audit.append("key.retired", account=account.slug, data={"data_keys": retired, "current": keep.id})
+    return [k for k in retired if k is not None]
+
+
+def rekey(tx: "WriteTx", account: Account) -> tuple[DataKey, bytes]:
+    """A fresh data key for ``account`` that replaces every older one.
+
+    A former holder who kept an old data key learns nothing from versions sealed after.
+    """
+    data_key, secret = add_data_key(tx, account)
+    retire_data_keys(tx, account, keep=data_key)
     return data_key, secret

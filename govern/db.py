@@ -19,6 +19,7 @@ from sqlmodel import Session, create_engine
 
 from audit.log import AuditTransaction, Signer
 from govern.errors import Conflict, GovernError, InvalidInput, NotFound
+from govern.faults import crashpoint
 from govern.migrations import HEAD_REVISION, REVISIONS
 from govern.timeutil import utcnow
 
@@ -193,6 +194,8 @@ class Store:
                     if tx.signer is None:
                         raise RuntimeError("a write transaction with events must be signed")
                     tx.audit.seal(tx.signer)
+                session.flush()
+                crashpoint("before-commit")
                 session.commit()
             except SAIntegrityError as exc:
                 session.rollback()

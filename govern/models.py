@@ -31,8 +31,10 @@ __all__ = [
     "PolicyAck",
     "Review",
     "ReviewItem",
+    "Rotation",
     "SealedField",
     "VaultMeta",
+    "WrapHistory",
 ]
 
 
@@ -167,10 +169,13 @@ class CredentialVersion(SQLModel, table=True):
     account_id: int = Field(foreign_key="account.id", index=True)
     number: int
     data_key_id: int = Field(foreign_key="data_key.id")
-    status: str = Field(max_length=16)  # current | superseded
+    status: str = Field(max_length=16)  # pending | current | superseded | aborted | destroyed
     fields: str = Field(max_length=200)  # comma-separated field names, metadata only
+    changed: str = Field(default="", max_length=200)  # the fields this version changed
     created_by: str = Field(max_length=32)
     created_at: datetime = _when()
+    retain_until: datetime | None = _when(nullable=True)  # superseded versions are destroyed after
+    destroyed_at: datetime | None = _when(nullable=True)
 
 
 class SealedField(SQLModel, table=True):
@@ -202,18 +207,55 @@ class Grant(SQLModel, table=True):
 
 
 class Exposure(SQLModel, table=True):
-    """A credential version seen by someone who can no longer decrypt it."""
+    """A secret (of one kind) known to someone who can no longer decrypt it.
 
-    __tablename__ = "exposure"
-    __table_args__ = (UniqueConstraint("version_id", "person_id"),)
+    ``kind`` is ``password``, ``totp`` or ``recovery-codes``; ``version_id`` is the
+    version that was current (or pending) when the exposure was found. Only a new
+    value of that kind clears it.
+    """
+
+    __tablename__ = "credential_exposure"
+    __table_args__ = (UniqueConstraint("version_id", "person_id", "kind"),)
 
     id: int | None = Field(default=None, primary_key=True)
     account_id: int = Field(foreign_key="account.id", index=True)
     version_id: int = Field(foreign_key="credential_version.id", index=True)
     person_id: int = Field(foreign_key="person.id", index=True)
+    kind: str = Field(max_length=16)
     since: datetime = _when()
     reason: str = Field(max_length=1000)
+    deadline: datetime | None = _when(nullable=True)
     cleared_at: datetime | None = _when(nullable=True)
+    cleared_by_version: int | None = None
+
+
+class WrapHistory(SQLModel, table=True):
+    """Every data key ever wrapped to a person: what they could have read, forever."""
+
+    __tablename__ = "wrap_history"
+
+    id: int | None = Field(default=None, primary_key=True)
+    data_key_id: int = Field(foreign_key="data_key.id", index=True)
+    person_id: int = Field(foreign_key="person.id", index=True)
+    recipient_fingerprint: str = Field(max_length=64)
+    wrapped_at: datetime = _when()
+    removed_at: datetime | None = _when(nullable=True)
+
+
+class Rotation(SQLModel, table=True):
+    """A two-phase password rotation: pending, then confirmed or aborted."""
+
+    __tablename__ = "rotation"
+
+    id: int | None = Field(default=None, primary_key=True)
+    account_id: int = Field(foreign_key="account.id", index=True)
+    status: str = Field(max_length=16, index=True)  # pending | confirmed | aborted
+    pending_version_id: int = Field(foreign_key="credential_version.id")
+    previous_version_id: int = Field(foreign_key="credential_version.id")
+    started_by: str = Field(max_length=32)
+    started_at: datetime = _when()
+    decided_by: str | None = Field(default=None, max_length=32)
+    decided_at: datetime | None = _when(nullable=True)
 
 
 class AccessRequest(SQLModel, table=True):

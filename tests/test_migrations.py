@@ -71,6 +71,8 @@ def test_upgrade_from_the_first_revision_keeps_the_data(govern: Govern) -> None:
     govern.init()
     govern.enrol("bob")
     govern.account()
+    govern.ok("access", "grant", "x-acme", "bob", "--reason", "before")
+    govern.ok("access", "revoke", "x-acme", "bob", "--reason", "left")  # an exposure row to carry across
     engine = create_engine(govern.db)
     try:
         config = alembic_config()
@@ -83,6 +85,10 @@ def test_upgrade_from_the_first_revision_keeps_the_data(govern: Govern) -> None:
     refused = govern("whoami")
     assert refused.code == 8
     assert "govern db upgrade" in refused.err
-    assert "0002" in govern.ok("db", "upgrade").err
+    assert HEAD_REVISION in govern.ok("db", "upgrade").err
+    history = govern.ok("secret", "history", "x-acme", "--json").json()
+    assert history[-1]["exposures"] == [{"handle": "bob", "kind": "password"}]
+    state = govern.ok("rotation", "status", "--json").json()[0]
+    assert state["state"] == "exposed"
     govern.ok("access", "grant", "x-acme", "bob", "--reason", "after upgrade")
     assert govern.ok("secret", "show", "x-acme", as_="bob").out.strip().startswith("CANARY")

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from govern.cli import access, account, audit, db, policy, review, secret, staff
+from govern.cli import access, account, audit, db, policy, review, rotation, secret, staff
 from govern.cli.common import Globals, JsonOpt, context, emit_json, emit_record, notice, warn
 
 app = typer.Typer(
@@ -22,6 +22,7 @@ app.add_typer(staff.app, name="staff")
 app.add_typer(account.app, name="account")
 app.add_typer(secret.app, name="secret")
 app.add_typer(access.app, name="access")
+app.add_typer(rotation.app, name="rotation")
 app.add_typer(policy.app, name="policy")
 app.add_typer(review.app, name="review")
 app.add_typer(audit.app, name="audit")

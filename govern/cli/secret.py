@@ -96,7 +96,10 @@ def set_(
     if as_json:
         emit_json(result)
         return
-    notice(f"{result['account']} is now at version {result['version']} ({', '.join(result['fields'])})")
+    notice(
+        f"{result['account']} is now at version {result['version']}"
+        f" ({', '.join(result['fields'])}; changed: {', '.join(result['changed'])})"
+    )
 
 
 @app.command("show")
@@ -104,12 +107,19 @@ def show(
     ctx: typer.Context,
     slug: Slug,
     field: Annotated[str, typer.Option("--field", help="password, username, totp-uri or recovery-codes.")] = "password",
+    pending: Annotated[bool, typer.Option("--pending", help="The pending version of a rotation in progress.")] = False,
+    version: Annotated[
+        int | None, typer.Option("--version", metavar="N", help="Admins: an earlier version still retained.")
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Reveal one field of the current credential (audited)."""
+    from govern.errors import InvalidInput
     from govern.services.secrets import reveal
 
-    result = reveal(context(ctx), slug, field)
+    if pending and version is not None:
+        raise InvalidInput("use either --pending or --version")
+    result = reveal(context(ctx), slug, field, pending=pending, version_number=version)
     for line in result.warnings:
         warn(line)
     if as_json:
@@ -132,6 +142,6 @@ def history(ctx: typer.Context, slug: Slug, as_json: JsonOpt = False) -> None:
 
     emit_table(
         run(context(ctx), slug),
-        ["version", "status", "fields", "set_by", "set_at", "exposed_to"],
+        ["version", "status", "fields", "changed", "set_by", "set_at", "retain_until", "exposed_to"],
         as_json=as_json,
     )

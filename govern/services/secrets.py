@@ -1,10 +1,11 @@
-"""Secrets: setting, revealing and listing credential versions; TOTP codes.
+"""Secrets: credential versions, reveals, history and TOTP codes.
 
 Every reveal appends an audit event in the same transaction as the read, and the
 value is returned only after that transaction commits (fail closed).
 """
 
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlmodel import Session, col, select
@@ -13,14 +14,17 @@ from govern import validate
 from govern.context import Context, Unlocked, acting, reading, vault_meta
 from govern.custody import open_data_key, open_field, rekey, seal_field
 from govern.db import WriteTx
-from govern.errors import Denied, InvalidInput, NotFound
-from govern.models import Account, CredentialVersion, DataKey, Exposure, SealedField
-from govern.services.common import get_account, live_grant
+from govern.errors import Conflict, Denied, InvalidInput, NotFound
+from govern.exposure import FIELD_KIND, clear_exposures
+from govern.models import Account, CredentialVersion, DataKey, Exposure, Rotation, SealedField
+from govern.services.common import get_account, handles_by_id, live_grant
 from govern.timeutil import format_time
 from govern.totp import TotpCode, code_at, validate_uri
 
 # Order in which fields are listed; also the only names that may be stored.
 FIELD_ORDER = ("username", "password", "totp-uri", "recovery-codes")
+# Superseded versions stay recoverable by admins for this long, then are destroyed.
+RETENTION = timedelta(days=30)
 
 
 @dataclass(frozen=True)
@@ -32,7 +36,7 @@ class Reveal:
     warnings: list[str]
 
 
-def _current(session: Session, account: Account) -> CredentialVersion | None:
+def current_version(session: Session, account: Account) -> CredentialVersion | None:
     return session.exec(
         select(CredentialVersion).where(
             CredentialVersion.account_id == account.id, CredentialVersion.status == "current"
@@ -40,7 +44,11 @@ def _current(session: Session, account: Account) -> CredentialVersion | None:
     ).first()
 
 
-def _may_decrypt(session: Session, account: Account, me: Unlocked, now: Any, doing: str) -> None:
+def pending_rotation(session: Session, account: Account) -> Rotation | None:
+    return session.exec(select(Rotation).where(Rotation.account_id == account.id, Rotation.status == "pending")).first()
+
+
+def may_decrypt(session: Session, account: Account, me: Unlocked, now: datetime, doing: str) -> None:
     """Role and grant check; the crypto layer checks the wrap independently."""
     if me.person.role == "auditor":
         raise Denied(f"{me.handle} is an auditor; auditors can never {doing}")
@@ -50,19 +58,80 @@ def _may_decrypt(session: Session, account: Account, me: Unlocked, now: Any, doi
         raise Denied(f"{me.handle} holds no live grant for {account.slug}: ask with 'govern access request'")
 
 
-def _open_version(
-    tx: WriteTx, me: Unlocked, account: Account, version: CredentialVersion
-) -> tuple[bytes, dict[str, bytes]]:
+def open_values(tx: WriteTx, me: Unlocked, account: Account, version: CredentialVersion) -> dict[str, str]:
+    """Every field of ``version``, decrypted with the actor's wrap of its data key."""
     session = tx.session
     data_key = session.get(DataKey, version.data_key_id)
     if data_key is None:
         raise NotFound(f"the key of {account.slug} version {version.number} is gone")
-    key = open_data_key(session, vault_meta(session), account, data_key, me)
-    fields = {
-        row.field: row.ciphertext
-        for row in session.exec(select(SealedField).where(SealedField.version_id == version.id)).all()
-    }
-    return key, fields
+    meta = vault_meta(session)
+    key = open_data_key(session, meta, account, data_key, me)
+    rows = session.exec(select(SealedField).where(SealedField.version_id == version.id)).all()
+    return {row.field: open_field(meta, account, version, row.field, key, row.ciphertext) for row in rows}
+
+
+def open_one(tx: WriteTx, me: Unlocked, account: Account, version: CredentialVersion, field: str) -> str:
+    session = tx.session
+    row = session.exec(
+        select(SealedField).where(SealedField.version_id == version.id, SealedField.field == field)
+    ).first()
+    if row is None:
+        raise NotFound(f"{account.slug} version {version.number} has no {field} (it has: {version.fields or 'none'})")
+    data_key = session.get(DataKey, version.data_key_id)
+    if data_key is None:
+        raise NotFound(f"the key of {account.slug} version {version.number} is gone")
+    meta = vault_meta(session)
+    key = open_data_key(session, meta, account, data_key, me)
+    return open_field(meta, account, version, field, key, row.ciphertext)
+
+
+def write_version(
+    tx: WriteTx,
+    me: Unlocked,
+    account: Account,
+    values: dict[str, str],
+    changed: list[str],
+    *,
+    status: str,
+    data_key: DataKey,
+    key: bytes,
+) -> CredentialVersion:
+    """Seal ``values`` as a new version under ``data_key`` (its secret is ``key``)."""
+    session = tx.session
+    meta = vault_meta(session)
+    numbers = session.exec(select(CredentialVersion.number).where(CredentialVersion.account_id == account.id)).all()
+    number = max(numbers, default=0) + 1
+    names = [name for name in FIELD_ORDER if name in values]
+    assert account.id is not None
+    assert data_key.id is not None
+    version = CredentialVersion(
+        account_id=account.id,
+        number=number,
+        data_key_id=data_key.id,
+        status=status,
+        fields=",".join(names),
+        changed=",".join(n for n in FIELD_ORDER if n in changed),
+        created_by=me.handle,
+        created_at=tx.now,
+    )
+    session.add(version)
+    session.flush()
+    assert version.id is not None
+    for name in names:
+        session.add(
+            SealedField(
+                version_id=version.id,
+                field=name,
+                ciphertext=seal_field(meta, account, number, name, key, values[name]),
+            )
+        )
+    return version
+
+
+def supersede(tx: WriteTx, version: CredentialVersion) -> None:
+    version.status = "superseded"
+    version.retain_until = tx.now + RETENTION
+    tx.session.add(version)
 
 
 def set_secret(
@@ -93,93 +162,89 @@ def set_secret(
     with acting(ctx) as (tx, me):
         session = tx.session
         account = get_account(session, slug)
-        _may_decrypt(session, account, me, tx.now, "set secrets")
-        meta = vault_meta(session)
-        previous = _current(session, account)
-        values: dict[str, str] = {}
-        if previous is not None:
-            old_key, old_fields = _open_version(tx, me, account, previous)
-            for name, blob in old_fields.items():
-                if name not in given:
-                    values[name] = open_field(meta, account, previous, name, old_key, blob)
-            previous.status = "superseded"
-            session.add(previous)
+        may_decrypt(session, account, me, tx.now, "set secrets")
+        if pending_rotation(session, account) is not None:
+            raise Conflict(f"a rotation of {slug} is pending: confirm or abort it first")
+        previous = current_version(session, account)
+        values = {} if previous is None else open_values(tx, me, account, previous)
+        changed = [name for name, value in given.items() if values.get(name) != value]
+        if not changed:
+            raise Conflict(f"{slug} already holds exactly those values: nothing changed")
         values.update(given)
+        if previous is not None:
+            supersede(tx, previous)
         data_key, key = rekey(tx, account)
-        assert data_key.id is not None
-        assert account.id is not None
-        if previous is not None and "password" in given:
-            for exposure in session.exec(
-                select(Exposure).where(Exposure.account_id == account.id, col(Exposure.cleared_at).is_(None))
-            ).all():
-                exposure.cleared_at = tx.now
-                session.add(exposure)
-        number = 1 if previous is None else previous.number + 1
-        names = [name for name in FIELD_ORDER if name in values]
-        version = CredentialVersion(
-            account_id=account.id,
-            number=number,
-            data_key_id=data_key.id,
-            status="current",
-            fields=",".join(names),
-            created_by=me.handle,
-            created_at=tx.now,
-        )
-        session.add(version)
-        session.flush()
-        assert version.id is not None
-        for name in names:
-            session.add(
-                SealedField(
-                    version_id=version.id,
-                    field=name,
-                    ciphertext=seal_field(meta, account, number, name, key, values[name]),
-                )
-            )
+        version = write_version(tx, me, account, values, changed, status="current", data_key=data_key, key=key)
+        kinds = sorted({FIELD_KIND[name] for name in changed if name in FIELD_KIND})
+        cleared = clear_exposures(tx, account, kinds, version) if kinds else 0
         tx.audit.append(
             "secret.set",
             account=slug,
             data={
-                "version": number,
+                "version": version.number,
                 "previous_version": None if previous is None else previous.number,
-                "fields_changed": [n for n in FIELD_ORDER if n in given],
-                "fields": names,
+                "fields_changed": version.changed.split(",") if version.changed else [],
+                "fields": version.fields.split(","),
+                "exposures_cleared": cleared,
             },
         )
     return {
         "account": slug,
-        "version": number,
-        "fields": names,
+        "version": version.number,
+        "fields": version.fields.split(","),
+        "changed": version.changed.split(",") if version.changed else [],
         "set_by": me.handle,
         "set_at": format_time(tx.now),
     }
 
 
-def _warnings(session: Session, version: CredentialVersion) -> list[str]:
-    exposures = session.exec(
-        select(Exposure).where(Exposure.version_id == version.id, col(Exposure.cleared_at).is_(None))
-    ).all()
-    if exposures:
-        return [f"this credential is exposed to {len(exposures)} former holder(s): rotate it"]
-    return []
+def warnings_for(session: Session, account: Account, now: datetime) -> list[str]:
+    """One-line warnings shown on stderr with a reveal: exposed or overdue credentials."""
+    from govern.services.rotation import account_state
+
+    state = account_state(session, account, now)
+    out = []
+    if state["exposed"]:
+        people = sorted({e["handle"] for e in state["exposed_to"]})
+        out.append(f"{account.slug} is exposed to {', '.join(people)} (no longer holders): rotate it")
+    if state["overdue"]:
+        out.append(f"{account.slug} is overdue for rotation (due {state['due']})")
+    return out
 
 
-def reveal(ctx: Context, slug: str, field: str) -> Reveal:
+def reveal(ctx: Context, slug: str, field: str, *, pending: bool = False, version_number: int | None = None) -> Reveal:
     slug = validate.slug(slug)
     field = validate.field(field)
     with acting(ctx) as (tx, me):
         session = tx.session
         account = get_account(session, slug)
-        _may_decrypt(session, account, me, tx.now, "reveal secrets")
-        version = _current(session, account)
+        may_decrypt(session, account, me, tx.now, "reveal secrets")
+        if pending:
+            rotation = pending_rotation(session, account)
+            if rotation is None:
+                raise NotFound(f"no rotation of {slug} is pending")
+            version = session.get(CredentialVersion, rotation.pending_version_id)
+        elif version_number is not None:
+            if me.person.role != "admin":
+                raise Denied("only admins may reveal earlier versions (kept for recovery)")
+            version = session.exec(
+                select(CredentialVersion).where(
+                    CredentialVersion.account_id == account.id, CredentialVersion.number == version_number
+                )
+            ).first()
+            if version is None or version.status in ("destroyed", "aborted"):
+                raise NotFound(f"{slug} has no retrievable version {version_number}")
+        else:
+            version = current_version(session, account)
         if version is None:
             raise NotFound(f"no secret is stored for {slug}: set one with 'govern secret set {slug}'")
-        key, fields = _open_version(tx, me, account, version)
-        if field not in fields:
-            raise NotFound(f"{slug} has no {field} stored (version {version.number} has: {version.fields})")
-        value = open_field(vault_meta(session), account, version, field, key, fields[field])
-        tx.audit.append("secret.revealed", account=slug, data={"version": version.number, "field": field})
-        warnings = _warnings(session, version)
+        value = open_one(tx, me, account, version, field)
+        tx.audit.append(
+            "secret.revealed",
+            account=slug,
+            data={"version": version.number, "field": field, "status": version.status},
+        )
+        warnings = warnings_for(session, account, tx.now) if version.status == "current" else []
     return Reveal(account=slug, version=version.number, field=field, value=value, warnings=warnings)
 
 
@@ -189,17 +254,15 @@ def totp(ctx: Context, slug: str) -> tuple[TotpCode, Reveal]:
     with acting(ctx) as (tx, me):
         session = tx.session
         account = get_account(session, slug)
-        _may_decrypt(session, account, me, tx.now, "reveal TOTP codes")
-        version = _current(session, account)
+        may_decrypt(session, account, me, tx.now, "reveal TOTP codes")
+        version = current_version(session, account)
         if version is None:
             raise NotFound(f"no secret is stored for {slug}")
-        key, fields = _open_version(tx, me, account, version)
-        if "totp-uri" not in fields:
+        if "totp-uri" not in version.fields.split(","):
             raise NotFound(f"{slug} has no TOTP seed stored: add one with 'govern secret set {slug} --totp-uri -'")
-        uri = open_field(vault_meta(session), account, version, "totp-uri", key, fields["totp-uri"])
-        code = code_at(uri, tx.now)
+        code = code_at(open_one(tx, me, account, version, "totp-uri"), tx.now)
         tx.audit.append("secret.revealed", account=slug, data={"version": version.number, "field": "totp-code"})
-        warnings = _warnings(session, version)
+        warnings = warnings_for(session, account, tx.now)
     return code, Reveal(account=slug, version=version.number, field="totp-code", value=code.code, warnings=warnings)
 
 
@@ -215,18 +278,24 @@ def history(ctx: Context, slug: str) -> list[dict[str, Any]]:
             .where(CredentialVersion.account_id == account.id)
             .order_by(col(CredentialVersion.number))
         ).all()
+        handles = handles_by_id(session)
         out = []
         for version in versions:
-            exposures = session.exec(select(Exposure).where(Exposure.version_id == version.id)).all()
+            exposures = session.exec(
+                select(Exposure).where(Exposure.version_id == version.id, col(Exposure.cleared_at).is_(None))
+            ).all()
             out.append(
                 {
                     "version": version.number,
                     "status": version.status,
                     "fields": version.fields.split(",") if version.fields else [],
+                    "changed": version.changed.split(",") if version.changed else [],
                     "set_by": version.created_by,
                     "set_at": format_time(version.created_at),
+                    "retain_until": format_time(version.retain_until),
                     "data_key": version.data_key_id,
-                    "exposed_to": len([e for e in exposures if e.cleared_at is None]),
+                    "exposed_to": len(exposures),
+                    "exposures": [{"handle": handles.get(e.person_id), "kind": e.kind} for e in exposures],
                 }
             )
         return out

@@ -4,17 +4,18 @@ import base64
 import hashlib
 import hmac
 import secrets
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlmodel import Session, col, select
 
 from govern import validate
 from govern.context import Context, Unlocked, acting, reading, vault_meta
-from govern.custody import add_wrap, live_data_keys, open_data_key, person_key, wrap_of
+from govern.custody import add_wrap, live_data_keys, open_data_key, person_key, remove_wrap, wrap_of
 from govern.db import WriteTx
 from govern.errors import AuthenticationFailed, Conflict, Denied
-from govern.models import Account, DataKey, Enrolment, Exposure, Grant, KeyWrap, Person, PersonKey
+from govern.exposure import mark_exposed
+from govern.models import Account, DataKey, Enrolment, Grant, KeyWrap, Person, PersonKey
 from govern.services.common import get_person, live_grant, require_role
 from govern.services.vaultinit import creation_kdf_params, public_keys_event
 from govern.timeutil import format_time
@@ -230,55 +231,36 @@ def ensure_custodians(tx: WriteTx, me: Unlocked) -> int:
     return added
 
 
-def drop_wraps(tx: WriteTx, person: Person, account: Account, reason: str) -> list[int]:
-    """Delete ``person``'s wraps of ``account``'s keys; mark what they could read as exposed.
+def drop_wraps(
+    tx: WriteTx, person: Person, account: Account, reason: str, deadline: datetime | None = None
+) -> list[int]:
+    """Delete ``person``'s wraps of ``account``'s keys; mark what they may know as exposed.
 
-    Returns the credential version numbers marked exposed.
+    Exposure is computed from every key ever wrapped to them, not only the wraps
+    deleted now. Returns the credential version numbers newly marked exposed.
     """
-    from govern.models import CredentialVersion
-
     session = tx.session
     key_ids = [k.id for k in session.exec(select(DataKey).where(DataKey.account_id == account.id)).all()]
     wraps = session.exec(
         select(KeyWrap).where(col(KeyWrap.data_key_id).in_(key_ids), KeyWrap.person_id == person.id)
     ).all()
-    readable = {w.data_key_id for w in wraps}
+    removed = sorted({w.data_key_id for w in wraps})
     for wrap in wraps:
-        session.delete(wrap)
-    exposed: list[int] = []
-    versions = session.exec(
-        select(CredentialVersion).where(
-            CredentialVersion.account_id == account.id, CredentialVersion.status == "current"
-        )
-    ).all()
-    for version in versions:
-        if version.data_key_id not in readable:
-            continue
-        assert version.id is not None
-        assert person.id is not None
-        assert account.id is not None
-        existing = session.exec(
-            select(Exposure).where(Exposure.version_id == version.id, Exposure.person_id == person.id)
-        ).first()
-        if existing is None:
-            session.add(
-                Exposure(
-                    account_id=account.id,
-                    version_id=version.id,
-                    person_id=person.id,
-                    since=tx.now,
-                    reason=reason,
-                )
-            )
-            exposed.append(version.number)
-    if wraps:
+        remove_wrap(session, wrap, tx.now)
+    session.flush()
+    marked = mark_exposed(tx, account, person, reason, deadline)
+    if wraps or marked:
         tx.audit.append(
             "key.unwrapped",
             account=account.slug,
             subject=person.handle,
-            data={"data_keys": sorted(readable), "exposed_versions": exposed},
+            data={
+                "data_keys": removed,
+                "exposed": marked,
+                "exposed_versions": sorted({m["version"] for m in marked}),
+            },
         )
-    return exposed
+    return sorted({m["version"] for m in marked})
 
 
 def set_role(ctx: Context, handle: str, role: str) -> dict[str, Any]:

@@ -1,0 +1,135 @@
+"""Exposure: which secrets a person may know, computed from the history of wraps.
+
+A person may know the current value of a secret kind if any version carrying that
+value (from the version that last changed it up to the current one, and the pending
+one) was sealed under a data key that was ever wrapped to them. Only a new value of
+that kind clears the exposure.
+"""
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlmodel import Session, col, select
+
+from govern.models import Account, CredentialVersion, Exposure, Person, WrapHistory
+
+if TYPE_CHECKING:
+    from govern.db import WriteTx
+
+# Exposure kind -> the sealed field whose value it is about.
+KINDS: dict[str, str] = {"password": "password", "totp": "totp-uri", "recovery-codes": "recovery-codes"}
+FIELD_KIND: dict[str, str] = {field: kind for kind, field in KINDS.items()}
+
+
+def _versions(session: Session, account: Account) -> list[CredentialVersion]:
+    return list(
+        session.exec(
+            select(CredentialVersion)
+            .where(CredentialVersion.account_id == account.id, CredentialVersion.status != "aborted")
+            .order_by(col(CredentialVersion.number).desc())
+        ).all()
+    )
+
+
+def lineage(versions: list[CredentialVersion], field: str) -> list[CredentialVersion]:
+    """The versions carrying the current value of ``field``: newest first, back to its change."""
+    out: list[CredentialVersion] = []
+    for version in versions:
+        if version.status == "pending":
+            continue
+        if field not in version.fields.split(","):
+            return out if out else []
+        out.append(version)
+        if field in version.changed.split(","):
+            break
+    return out
+
+
+def keys_ever_wrapped(session: Session, person: Person) -> set[int]:
+    return {h.data_key_id for h in session.exec(select(WrapHistory).where(WrapHistory.person_id == person.id)).all()}
+
+
+def known_secrets(session: Session, account: Account, person: Person) -> list[tuple[str, CredentialVersion]]:
+    """``(kind, version)`` pairs whose value ``person`` may know; ``version`` is the one to rotate."""
+    versions = _versions(session, account)
+    keys = keys_ever_wrapped(session, person)
+    found: list[tuple[str, CredentialVersion]] = []
+    current = next((v for v in versions if v.status == "current"), None)
+    for kind, field in KINDS.items():
+        chain = lineage(versions, field)
+        if current is not None and chain and any(v.data_key_id in keys for v in chain):
+            found.append((kind, current))
+    pending = next((v for v in versions if v.status == "pending"), None)
+    if pending is not None and pending.data_key_id in keys and "password" in pending.fields.split(","):
+        found.append(("password", pending))
+    return found
+
+
+def mark_exposed(
+    tx: "WriteTx", account: Account, person: Person, reason: str, deadline: datetime | None = None
+) -> list[dict[str, Any]]:
+    """Record every secret of ``account`` that ``person`` may know as exposed; return the new ones."""
+    session = tx.session
+    marked = []
+    for kind, version in known_secrets(session, account, person):
+        existing = session.exec(
+            select(Exposure).where(
+                Exposure.version_id == version.id,
+                Exposure.person_id == person.id,
+                Exposure.kind == kind,
+                col(Exposure.cleared_at).is_(None),
+            )
+        ).first()
+        if existing is not None:
+            if deadline is not None and (existing.deadline is None or deadline < existing.deadline):
+                existing.deadline = deadline
+                session.add(existing)
+            continue
+        assert account.id is not None
+        assert version.id is not None
+        assert person.id is not None
+        session.add(
+            Exposure(
+                account_id=account.id,
+                version_id=version.id,
+                person_id=person.id,
+                kind=kind,
+                since=tx.now,
+                reason=reason,
+                deadline=deadline,
+            )
+        )
+        marked.append({"kind": kind, "version": version.number})
+    session.flush()
+    return marked
+
+
+def clear_exposures(tx: "WriteTx", account: Account, kinds: list[str], new_version: CredentialVersion) -> int:
+    """A new value of ``kinds`` clears their exposures on versions older than ``new_version``."""
+    session = tx.session
+    cleared = 0
+    rows = session.exec(
+        select(Exposure, CredentialVersion).where(
+            Exposure.account_id == account.id,
+            col(Exposure.kind).in_(kinds),
+            col(Exposure.cleared_at).is_(None),
+            Exposure.version_id == CredentialVersion.id,
+        )
+    ).all()
+    for exposure, version in rows:
+        if version.number < new_version.number:
+            exposure.cleared_at = tx.now
+            exposure.cleared_by_version = new_version.number
+            session.add(exposure)
+            cleared += 1
+    return cleared
+
+
+def open_exposures(session: Session, account: Account) -> list[Exposure]:
+    return list(
+        session.exec(
+            select(Exposure)
+            .where(Exposure.account_id == account.id, col(Exposure.cleared_at).is_(None))
+            .order_by(col(Exposure.since), col(Exposure.id))
+        ).all()
+    )

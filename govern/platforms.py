@@ -1,0 +1,127 @@
+"""The platform catalogue: rotation defaults and password rules per platform.
+
+Rules are conservative intersections of what each platform documents and accepts:
+a generated password must be accepted at the platform's password form the first
+time, or the rotation wastes a human's time.
+"""
+
+import secrets
+import string
+from dataclasses import dataclass
+from datetime import timedelta
+
+DEFAULT_ROTATE_EVERY = timedelta(days=90)
+DUE_SOON_WINDOW = timedelta(days=7)
+DEFAULT_LENGTH = 24
+# Symbols that every platform below accepts in a password field.
+SAFE_SYMBOLS = "!#$%&*+-=?@^_"
+
+
+@dataclass(frozen=True)
+class PlatformRules:
+    name: str
+    min_length: int
+    max_length: int
+    symbols: str
+    required_classes: int  # of: lower, upper, digit, symbol
+    rotate_every: timedelta = DEFAULT_ROTATE_EVERY
+    manual_steps: tuple[str, ...] = ()
+
+    @property
+    def alphabet(self) -> str:
+        return string.ascii_lowercase + string.ascii_uppercase + string.digits + self.symbols
+
+    @property
+    def generated_length(self) -> int:
+        return max(self.min_length, min(DEFAULT_LENGTH, self.max_length))
+
+
+_COMMON_STEPS = (
+    "sign out all other sessions of the account",
+    "check the account's recovery email and phone number are not the leaver's",
+)
+
+CATALOGUE: dict[str, PlatformRules] = {
+    "x": PlatformRules(
+        "x",
+        8,
+        128,
+        SAFE_SYMBOLS,
+        3,
+        manual_steps=("remove them from X/TweetDeck Teams and delegated access", *_COMMON_STEPS),
+    ),
+    "instagram": PlatformRules(
+        "instagram",
+        6,
+        128,
+        SAFE_SYMBOLS,
+        3,
+        manual_steps=("remove them from the account's Meta Business Suite roles", *_COMMON_STEPS),
+    ),
+    "facebook": PlatformRules(
+        "facebook",
+        6,
+        128,
+        SAFE_SYMBOLS,
+        3,
+        manual_steps=("remove them from Meta Business Suite page roles and tasks", *_COMMON_STEPS),
+    ),
+    "linkedin": PlatformRules(
+        "linkedin",
+        8,
+        128,
+        SAFE_SYMBOLS,
+        3,
+        manual_steps=("remove them as a LinkedIn page admin", *_COMMON_STEPS),
+    ),
+    # TikTok allows 8 to 20 characters and wants letters, numbers and special characters.
+    "tiktok": PlatformRules(
+        "tiktok",
+        8,
+        20,
+        SAFE_SYMBOLS,
+        4,
+        manual_steps=("remove them from TikTok Business Center members", *_COMMON_STEPS),
+    ),
+    "youtube": PlatformRules(
+        "youtube",
+        8,
+        100,
+        SAFE_SYMBOLS,
+        3,
+        manual_steps=("remove them from the YouTube channel's permissions", *_COMMON_STEPS),
+    ),
+    "other": PlatformRules("other", 12, 64, SAFE_SYMBOLS, 3, manual_steps=_COMMON_STEPS),
+}
+
+
+def rules_for(platform: str) -> PlatformRules:
+    return CATALOGUE.get(platform, CATALOGUE["other"])
+
+
+def character_classes(password: str) -> int:
+    return sum(
+        (
+            any(c in string.ascii_lowercase for c in password),
+            any(c in string.ascii_uppercase for c in password),
+            any(c in string.digits for c in password),
+            any(c in SAFE_SYMBOLS for c in password),
+        )
+    )
+
+
+def meets_rules(password: str, rules: PlatformRules) -> bool:
+    return (
+        rules.min_length <= len(password) <= rules.max_length
+        and all(c in rules.alphabet for c in password)
+        and character_classes(password) >= rules.required_classes
+    )
+
+
+def generate_password(platform: str) -> str:
+    """A random password the platform accepts, from ``secrets`` (rejection sampling)."""
+    rules = rules_for(platform)
+    while True:
+        candidate = "".join(secrets.choice(rules.alphabet) for _ in range(rules.generated_length))
+        if meets_rules(candidate, rules):
+            return candidate

@@ -1,0 +1,259 @@
+"""Rotation: enforced schedules, two-phase rotations that never lock anyone out, retention.
+
+``rotation start`` seals a generated password as a *pending* version under a new data
+key (the current version stays current and readable); ``secret show --pending``
+reveals it to set at the platform; ``rotation confirm`` makes it current and retires
+the old key; ``rotation abort`` discards it. Each step commits on its own, so a crash
+at any point leaves both the working password and the pending one intact.
+"""
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlmodel import Session, col, select
+
+from govern import validate
+from govern.context import Context, acting, reading
+from govern.custody import add_data_key, remove_wrap, retire_data_keys
+from govern.db import WriteTx
+from govern.errors import Conflict, NotFound
+from govern.exposure import clear_exposures, open_exposures
+from govern.models import Account, CredentialVersion, DataKey, KeyWrap, Rotation, SealedField
+from govern.platforms import DUE_SOON_WINDOW, generate_password, rules_for
+from govern.services.common import get_account, handles_by_id
+from govern.services.secrets import (
+    current_version,
+    may_decrypt,
+    open_values,
+    pending_rotation,
+    supersede,
+    write_version,
+)
+from govern.timeutil import format_duration, format_time
+
+
+def rotation_period(account: Account) -> timedelta:
+    if account.rotate_every_s is not None:
+        return timedelta(seconds=account.rotate_every_s)
+    return rules_for(account.platform).rotate_every
+
+
+def last_password_change(session: Session, account: Account) -> CredentialVersion | None:
+    """The version that set the current password (a rotation, or a password set by hand)."""
+    versions = session.exec(
+        select(CredentialVersion)
+        .where(
+            CredentialVersion.account_id == account.id,
+            col(CredentialVersion.status).in_(["current", "superseded", "destroyed"]),
+        )
+        .order_by(col(CredentialVersion.number).desc())
+    ).all()
+    for version in versions:
+        if "password" in version.changed.split(","):
+            return version
+    return None
+
+
+def account_state(session: Session, account: Account, now: datetime) -> dict[str, Any]:
+    """Everything ``rotation status`` says of one account; ``state`` is the headline."""
+    current = current_version(session, account)
+    changed = last_password_change(session, account)
+    period = rotation_period(account)
+    due = None if changed is None else changed.created_at + period
+    handles = handles_by_id(session)
+    exposures = open_exposures(session, account)
+    exposed_to = [
+        {
+            "handle": handles.get(e.person_id),
+            "kind": e.kind,
+            "since": format_time(e.since),
+            "deadline": format_time(e.deadline),
+            "reason": e.reason,
+        }
+        for e in exposures
+    ]
+    pending = pending_rotation(session, account)
+    overdue = due is not None and now >= due
+    due_soon = due is not None and not overdue and now >= due - DUE_SOON_WINDOW
+    if current is None or "password" not in current.fields.split(","):
+        state = "never-set"
+    elif pending is not None:
+        state = "rotating"
+    elif exposures:
+        state = "exposed"
+    elif overdue:
+        state = "overdue"
+    elif due_soon:
+        state = "due-soon"
+    else:
+        state = "ok"
+    return {
+        "account": account.slug,
+        "platform": account.platform,
+        "state": state,
+        "rotate_every": format_duration(period),
+        "last_rotated": None if changed is None else format_time(changed.created_at),
+        "due": format_time(due),
+        "overdue": overdue,
+        "exposed": bool(exposures),
+        "exposed_to": exposed_to,
+        "rotating_since": None if pending is None else format_time(pending.started_at),
+        "rotating_by": None if pending is None else pending.started_by,
+    }
+
+
+def status(ctx: Context) -> list[dict[str, Any]]:
+    with reading(ctx) as (session, _me):
+        now = ctx.now()
+        accounts = session.exec(select(Account).order_by(col(Account.slug))).all()
+        return [account_state(session, account, now) for account in accounts]
+
+
+def needs_attention(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """What ``rotation status --check`` fails on: anything overdue or exposed."""
+    return [row for row in rows if row["overdue"] or row["exposed"]]
+
+
+def start(ctx: Context, slug: str) -> dict[str, Any]:
+    slug = validate.slug(slug)
+    with acting(ctx) as (tx, me):
+        session = tx.session
+        account = get_account(session, slug)
+        may_decrypt(session, account, me, tx.now, "rotate credentials")
+        existing = pending_rotation(session, account)
+        if existing is not None:
+            raise Conflict(f"a rotation of {slug} is already pending (started by {existing.started_by})")
+        previous = current_version(session, account)
+        if previous is None or "password" not in previous.fields.split(","):
+            raise NotFound(f"{slug} has no password to rotate: set one with 'govern secret set {slug}'")
+        values = open_values(tx, me, account, previous)
+        values["password"] = generate_password(account.platform)
+        data_key, key = add_data_key(tx, account)
+        version = write_version(tx, me, account, values, ["password"], status="pending", data_key=data_key, key=key)
+        assert account.id is not None
+        assert version.id is not None
+        assert previous.id is not None
+        rotation = Rotation(
+            account_id=account.id,
+            status="pending",
+            pending_version_id=version.id,
+            previous_version_id=previous.id,
+            started_by=me.handle,
+            started_at=tx.now,
+        )
+        session.add(rotation)
+        session.flush()
+        rules = rules_for(account.platform)
+        tx.audit.append(
+            "rotation.started",
+            account=slug,
+            data={
+                "rotation": rotation.id,
+                "pending_version": version.number,
+                "current_version": previous.number,
+                "length": len(values["password"]),
+                "platform_rules": rules.name,
+            },
+        )
+    return {
+        "account": slug,
+        "rotation": rotation.id,
+        "pending_version": version.number,
+        "current_version": previous.number,
+        "started_by": me.handle,
+        "started_at": format_time(tx.now),
+    }
+
+
+def confirm(ctx: Context, slug: str) -> dict[str, Any]:
+    slug = validate.slug(slug)
+    with acting(ctx) as (tx, me):
+        session = tx.session
+        account = get_account(session, slug)
+        may_decrypt(session, account, me, tx.now, "rotate credentials")
+        rotation = pending_rotation(session, account)
+        if rotation is None:
+            raise NotFound(f"no rotation of {slug} is pending: start one with 'govern rotation start {slug}'")
+        pending = session.get(CredentialVersion, rotation.pending_version_id)
+        assert pending is not None
+        previous = current_version(session, account)
+        if previous is not None:
+            supersede(tx, previous)
+        pending.status = "current"
+        session.add(pending)
+        data_key = session.get(DataKey, pending.data_key_id)
+        assert data_key is not None
+        retired = retire_data_keys(tx, account, keep=data_key)
+        cleared = clear_exposures(tx, account, ["password"], pending)
+        rotation.status = "confirmed"
+        rotation.decided_by = me.handle
+        rotation.decided_at = tx.now
+        session.add(rotation)
+        tx.audit.append(
+            "rotation.confirmed",
+            account=slug,
+            data={
+                "rotation": rotation.id,
+                "version": pending.number,
+                "previous_version": None if previous is None else previous.number,
+                "retired_data_keys": retired,
+                "exposures_cleared": cleared,
+            },
+        )
+    return {"account": slug, "rotation": rotation.id, "version": pending.number, "exposures_cleared": cleared}
+
+
+def discard_version(tx: WriteTx, version: CredentialVersion, status: str) -> None:
+    """Delete a version's sealed fields (the metadata stays for history)."""
+    for row in tx.session.exec(select(SealedField).where(SealedField.version_id == version.id)).all():
+        tx.session.delete(row)
+    version.status = status
+    version.destroyed_at = tx.now
+    tx.session.add(version)
+
+
+def abort(ctx: Context, slug: str) -> dict[str, Any]:
+    slug = validate.slug(slug)
+    with acting(ctx) as (tx, me):
+        session = tx.session
+        account = get_account(session, slug)
+        may_decrypt(session, account, me, tx.now, "rotate credentials")
+        rotation = pending_rotation(session, account)
+        if rotation is None:
+            raise NotFound(f"no rotation of {slug} is pending")
+        pending = session.get(CredentialVersion, rotation.pending_version_id)
+        assert pending is not None
+        discard_version(tx, pending, "aborted")
+        data_key = session.get(DataKey, pending.data_key_id)
+        assert data_key is not None
+        data_key.retired_at = tx.now
+        session.add(data_key)
+        for wrap in session.exec(select(KeyWrap).where(KeyWrap.data_key_id == data_key.id)).all():
+            remove_wrap(session, wrap, tx.now)
+        rotation.status = "aborted"
+        rotation.decided_by = me.handle
+        rotation.decided_at = tx.now
+        session.add(rotation)
+        tx.audit.append("rotation.aborted", account=slug, data={"rotation": rotation.id, "version": pending.number})
+    return {"account": slug, "rotation": rotation.id, "discarded_version": pending.number}
+
+
+def destroy_expired_versions(tx: WriteTx) -> list[dict[str, Any]]:
+    """Superseded versions past their retention are destroyed (run by every write)."""
+    session = tx.session
+    due = session.exec(
+        select(CredentialVersion, Account)
+        .where(
+            CredentialVersion.status == "superseded",
+            col(CredentialVersion.retain_until).is_not(None),
+            col(CredentialVersion.retain_until) <= tx.now,
+            CredentialVersion.account_id == Account.id,
+        )
+        .order_by(col(CredentialVersion.id))
+    ).all()
+    done = []
+    for version, account in due:
+        discard_version(tx, version, "destroyed")
+        tx.audit.append("secret.destroyed", account=account.slug, data={"version": version.number})
+        done.append({"account": account.slug, "version": version.number})
+    return done
