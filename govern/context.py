@@ -32,6 +32,7 @@ class Context:
     passphrase: PassphraseSource = field(default_factory=lambda: PassphraseSource(StdinBroker()))
     notice: Callable[[str], None] = _silent
     clock: Callable[[], datetime] = utcnow
+    opened_keys: dict[str, PersonKeys] = field(default_factory=dict, repr=False)
 
     @cached_property
     def store(self) -> Store:
@@ -41,7 +42,8 @@ class Context:
         return self.clock()
 
     def close(self) -> None:
-        """Release database connections (idempotent)."""
+        """Release database connections and forget opened keys (idempotent)."""
+        self.opened_keys.clear()
         store = self.__dict__.pop("store", None)
         if store is not None:
             store.engine.dispose()
@@ -101,11 +103,16 @@ def unlock(ctx: Context, session: Session, person: Person) -> Unlocked:
     blob = SealedKeyBlob.parse(key_row.sealed_private)
     if blob.fingerprint != key_row.fingerprint:
         raise IntegrityFailure(f"the private key blob of {person.handle} does not match its public keys")
+    opened = ctx.opened_keys.get(key_row.fingerprint)
+    if opened is not None:  # already unlocked by this command (a multi-transaction workflow)
+        return Unlocked(person, key_row, opened)
     cache = UnlockCache(vault_meta(session).id, key_row.fingerprint, ctx.notice)
     cached = cache.get()
     if cached is not None:
         try:
-            return Unlocked(person, key_row, blob.open(cached))
+            keys = blob.open(cached)
+            ctx.opened_keys[key_row.fingerprint] = keys
+            return Unlocked(person, key_row, keys)
         except (BadPassphraseError, IntegrityError):
             cache.clear()
     passphrase = ctx.passphrase.get(f"Passphrase for {person.handle}")
@@ -117,6 +124,7 @@ def unlock(ctx: Context, session: Session, person: Person) -> Unlocked:
     except IntegrityError:
         raise IntegrityFailure(f"the private key blob of {person.handle} is corrupt") from None
     cache.put(kek)
+    ctx.opened_keys[key_row.fingerprint] = keys
     return Unlocked(person, key_row, keys)
 
 

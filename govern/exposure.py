@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlmodel import Session, col, select
 
-from govern.models import Account, CredentialVersion, Exposure, Person, WrapHistory
+from govern.models import Account, CredentialVersion, Exposure, KnowledgeRecord, Person, WrapHistory
 
 if TYPE_CHECKING:
     from govern.db import WriteTx
@@ -59,6 +59,18 @@ def known_secrets(session: Session, account: Account, person: Person) -> list[tu
         chain = lineage(versions, field)
         if current is not None and chain and any(v.data_key_id in keys for v in chain):
             found.append((kind, current))
+    if current is not None and not any(kind == "password" for kind, _v in found):
+        # Recorded as knowing the password out of band, and it has not changed since.
+        recorded = {
+            r.version_id
+            for r in session.exec(
+                select(KnowledgeRecord).where(
+                    KnowledgeRecord.account_id == account.id, KnowledgeRecord.person_id == person.id
+                )
+            ).all()
+        }
+        if any(v.id in recorded for v in lineage(versions, "password")):
+            found.append(("password", current))
     pending = next((v for v in versions if v.status == "pending"), None)
     if pending is not None and pending.data_key_id in keys and "password" in pending.fields.split(","):
         found.append(("password", pending))
@@ -116,12 +128,18 @@ def clear_exposures(tx: "WriteTx", account: Account, kinds: list[str], new_versi
             Exposure.version_id == CredentialVersion.id,
         )
     ).all()
+    ids = []
     for exposure, version in rows:
         if version.number < new_version.number:
             exposure.cleared_at = tx.now
             exposure.cleared_by_version = new_version.number
             session.add(exposure)
             cleared += 1
+            ids.append(exposure.id)
+    if ids:
+        from govern.casework import close_followups
+
+        close_followups(tx, [i for i in ids if i is not None])
     return cleared
 
 

@@ -25,6 +25,9 @@ __all__ = [
     "Exposure",
     "Grant",
     "KeyWrap",
+    "KnowledgeRecord",
+    "OffboardCase",
+    "OffboardStep",
     "Person",
     "PersonKey",
     "Policy",
@@ -323,3 +326,55 @@ class ReviewItem(SQLModel, table=True):
     decided_by: str | None = Field(default=None, max_length=32)
     decided_at: datetime | None = _when(nullable=True)
     reason: str | None = Field(default=None, max_length=1000)
+
+
+class KnowledgeRecord(SQLModel, table=True):
+    """Someone recorded as knowing an account's password out of band (never through govern)."""
+
+    __tablename__ = "knowledge_record"
+
+    id: int | None = Field(default=None, primary_key=True)
+    account_id: int = Field(foreign_key="account.id", index=True)
+    person_id: int = Field(foreign_key="person.id", index=True)
+    version_id: int = Field(foreign_key="credential_version.id")  # current when recorded
+    reason: str = Field(max_length=1000)
+    recorded_by: str = Field(max_length=32)
+    recorded_at: datetime = _when()
+
+
+class OffboardCase(SQLModel, table=True):
+    __tablename__ = "offboard_case"
+
+    id: int | None = Field(default=None, primary_key=True)
+    person_id: int = Field(foreign_key="person.id", index=True)
+    status: str = Field(max_length=16, index=True)  # open | closed
+    reason: str = Field(max_length=1000)
+    started_by: str = Field(max_length=32)
+    started_at: datetime = _when()
+    effective_at: datetime = _when()
+    deadline: datetime = _when()
+    closed_at: datetime | None = _when(nullable=True)
+    head_seq: int | None = None  # the audit chain head when the case closed
+    head_hash: str | None = Field(default=None, max_length=64)
+
+
+class OffboardStep(SQLModel, table=True):
+    """One action of an offboarding case: automatic (done by ``offboard start``) or follow-up."""
+
+    __tablename__ = "offboard_step"
+    __table_args__ = (UniqueConstraint("case_id", "number"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    case_id: int = Field(foreign_key="offboard_case.id", index=True)
+    number: int
+    kind: str = Field(max_length=32)
+    account_id: int | None = Field(default=None, foreign_key="account.id", index=True)
+    exposure_id: int | None = Field(default=None, foreign_key="credential_exposure.id", index=True)
+    title: str = Field(max_length=300)
+    automatic: bool = False
+    status: str = Field(max_length=16, index=True)  # open | done | waived
+    deadline: datetime | None = _when(nullable=True)
+    closed_by: str | None = Field(default=None, max_length=32)
+    closed_at: datetime | None = _when(nullable=True)
+    note: str | None = Field(default=None, max_length=1000)
+    detail: str = Field(default="{}")  # JSON: what the automatic step did

@@ -140,3 +140,15 @@ def deny(ctx: typer.Context, request_id: RequestId, reason: Reason, as_json: Jso
         emit_json(result)
         return
     notice(f"denied request {result['id']} of {result['handle']} for {result['account']}")
+
+
+@app.command("record")
+def record(ctx: typer.Context, slug: Slug, handle: Handle, reason: Reason, as_json: JsonOpt = False) -> None:
+    """Record that someone knows the password out of band (admin): offboarding counts it."""
+    from govern.services.access import record_knowledge
+
+    result = record_knowledge(context(ctx), slug, handle, reason=reason)
+    if as_json:
+        emit_json(result)
+        return
+    notice(f"recorded {result['handle']} as knowing version {result['version']} of {result['account']}")

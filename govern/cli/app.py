@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from govern.cli import access, account, audit, db, policy, review, rotation, secret, staff
+from govern.cli import access, account, audit, db, offboard, policy, review, rotation, secret, staff
 from govern.cli.common import Globals, JsonOpt, context, emit_json, emit_record, notice, warn
 
 app = typer.Typer(
@@ -25,6 +25,7 @@ app.add_typer(access.app, name="access")
 app.add_typer(rotation.app, name="rotation")
 app.add_typer(policy.app, name="policy")
 app.add_typer(review.app, name="review")
+app.add_typer(offboard.app, name="offboard")
 app.add_typer(audit.app, name="audit")
 app.add_typer(db.app, name="db")
 

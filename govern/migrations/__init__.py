@@ -4,5 +4,5 @@
 needs. A test checks it against Alembic's own script directory.
 """
 
-REVISIONS: tuple[str, ...] = ("0001", "0002", "0003")
+REVISIONS: tuple[str, ...] = ("0001", "0002", "0003", "0004")
 HEAD_REVISION = REVISIONS[-1]

@@ -12,7 +12,17 @@ from govern.context import Context, Unlocked, acting, reading, vault_meta
 from govern.custody import add_wrap, live_data_keys, open_data_key, person_key, wrap_of
 from govern.db import WriteTx
 from govern.errors import Conflict, Denied, NotFound
-from govern.models import AccessRequest, Account, Grant, Person, PersonKey, Policy, PolicyAck
+from govern.models import (
+    AccessRequest,
+    Account,
+    CredentialVersion,
+    Grant,
+    KnowledgeRecord,
+    Person,
+    PersonKey,
+    Policy,
+    PolicyAck,
+)
 from govern.services.common import get_account, get_person, grant_status, live_grant, require_role
 from govern.services.staff import drop_wraps, ensure_custodians
 from govern.timeutil import format_time
@@ -248,3 +258,58 @@ def list_grants(ctx: Context, *, account: str | None, staff: str | None, include
         now = ctx.now()
         views = [grant_view(g, a, p, now) for g, a, p in rows]
         return [v for v in views if include_ended or v["status"] == "live"]
+
+
+def record_knowledge(ctx: Context, slug: str, handle: str, *, reason: str) -> dict[str, Any]:
+    """Record that someone knows the account's password without govern (told, written down…)."""
+    slug = validate.slug(slug)
+    handle = validate.handle(handle)
+    reason = validate.reason(reason)
+    with acting(ctx) as (tx, me):
+        require_role(me.person, ["admin"], "record out-of-band knowledge")
+        session = tx.session
+        account = get_account(session, slug)
+        person = get_person(session, handle)
+        version = session.exec(
+            select(CredentialVersion).where(
+                CredentialVersion.account_id == account.id, CredentialVersion.status == "current"
+            )
+        ).first()
+        if version is None:
+            raise NotFound(f"{slug} has no password stored yet: there is nothing to know")
+        assert account.id is not None
+        assert person.id is not None
+        assert version.id is not None
+        duplicate = session.exec(
+            select(KnowledgeRecord).where(
+                KnowledgeRecord.person_id == person.id, KnowledgeRecord.version_id == version.id
+            )
+        ).first()
+        if duplicate is not None:
+            raise Conflict(f"{handle} is already recorded as knowing version {version.number} of {slug}")
+        record = KnowledgeRecord(
+            account_id=account.id,
+            person_id=person.id,
+            version_id=version.id,
+            reason=reason,
+            recorded_by=me.handle,
+            recorded_at=tx.now,
+        )
+        session.add(record)
+        session.flush()
+        tx.audit.append(
+            "access.recorded",
+            account=slug,
+            subject=handle,
+            reason=reason,
+            data={"record": record.id, "version": version.number},
+        )
+    return {
+        "id": record.id,
+        "account": slug,
+        "handle": handle,
+        "version": version.number,
+        "reason": reason,
+        "recorded_by": me.handle,
+        "recorded_at": format_time(tx.now),
+    }

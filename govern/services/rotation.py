@@ -109,6 +109,14 @@ def status(ctx: Context) -> list[dict[str, Any]]:
         return [account_state(session, account, now) for account in accounts]
 
 
+def overdue_followups(ctx: Context) -> int:
+    """Open offboarding steps past their deadline."""
+    from govern.casework import overdue_steps
+
+    with reading(ctx) as (session, _me):
+        return len(overdue_steps(session, ctx.now()))
+
+
 def needs_attention(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """What ``rotation status --check`` fails on: anything overdue or exposed."""
     return [row for row in rows if row["overdue"] or row["exposed"]]

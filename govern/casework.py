@@ -1,0 +1,84 @@
+"""Offboarding cases as the domain sees them: follow-up steps close themselves.
+
+The offboarding workflow (the ``offboarding`` package) opens cases; this module is
+what the rest of the domain needs of them: when a rotation or re-enrolment clears
+an exposure, the step waiting for it closes in the same transaction, and a case
+whose last step closes records the audit chain head at completion.
+"""
+
+from datetime import datetime
+
+from sqlmodel import Session, col, select
+
+from govern.db import WriteTx
+from govern.models import OffboardCase, OffboardStep, Person
+
+
+def close_case_if_done(tx: WriteTx, case: OffboardCase) -> bool:
+    """Close ``case`` when none of its steps is open; record the chain head. True if closed."""
+    session = tx.session
+    if case.status != "open":
+        return False
+    session.flush()
+    still_open = session.exec(
+        select(OffboardStep).where(OffboardStep.case_id == case.id, OffboardStep.status == "open")
+    ).first()
+    if still_open is not None:
+        return False
+    person = session.get(Person, case.person_id)
+    assert person is not None
+    case.status = "closed"
+    case.closed_at = tx.now
+    event = tx.audit.append(
+        "offboard.completed",
+        subject=person.handle,
+        data={
+            "case": case.id,
+            "started_at": case.started_at.isoformat(),
+            "duration_s": int((tx.now - case.started_at).total_seconds()),
+        },
+    )
+    case.head_seq, case.head_hash = event.seq, event.hash
+    session.add(case)
+    return True
+
+
+def close_followups(tx: WriteTx, exposure_ids: list[int]) -> list[OffboardStep]:
+    """Close the open steps waiting for these exposures to clear (a rotation happened)."""
+    session = tx.session
+    if not exposure_ids:
+        return []
+    steps = session.exec(
+        select(OffboardStep).where(col(OffboardStep.exposure_id).in_(exposure_ids), OffboardStep.status == "open")
+    ).all()
+    cases: dict[int, OffboardCase] = {}
+    for step in steps:
+        step.status = "done"
+        step.closed_by = tx.audit.actor
+        step.closed_at = tx.now
+        step.note = "closed by the rotation that cleared the exposure"
+        session.add(step)
+        case = session.get(OffboardCase, step.case_id)
+        assert case is not None
+        assert case.id is not None
+        cases[case.id] = case
+        tx.audit.append(
+            "offboard.step_closed",
+            data={"case": case.id, "step": step.number, "kind": step.kind, "automatic": True},
+        )
+    for case in cases.values():
+        close_case_if_done(tx, case)
+    return list(steps)
+
+
+def overdue_steps(session: Session, now: datetime) -> list[OffboardStep]:
+    """Open steps of open cases past their deadline (``--check`` fails on these)."""
+    return list(
+        session.exec(
+            select(OffboardStep).where(
+                OffboardStep.status == "open",
+                col(OffboardStep.deadline).is_not(None),
+                col(OffboardStep.deadline) <= now,
+            )
+        ).all()
+    )
