@@ -43,6 +43,7 @@ pg-deps:
 
 bench: $(VENV)/.installed-dev
 	$(BIN)/python bench/unlock.py
+	$(BIN)/python bench/offboard.py --grants 500
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis *.egg-info

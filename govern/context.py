@@ -147,9 +147,11 @@ def acting(ctx: Context) -> Iterator[tuple[WriteTx, Unlocked]]:
         tx.signer = unlocked
         from govern.services.expiry import expire_due
         from govern.services.rotation import destroy_expired_versions
+        from govern.services.staff import ensure_custodians
 
         tx.extras["expired"] = expire_due(tx)
         tx.extras["destroyed"] = destroy_expired_versions(tx)
+        tx.extras["custodian_wraps"] = ensure_custodians(tx, unlocked)
         yield tx, unlocked
 
 

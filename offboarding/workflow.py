@@ -254,6 +254,7 @@ def _run_step(ctx: Context, case_id: int, number: int) -> str:
             subject=leaver.handle,
             data={"case": case_id, "step": number, "kind": step.kind, **detail},
         )
+        crashpoint(f"offboard-in-step-{number}")
         return step.title
 
 

@@ -191,7 +191,8 @@ def ensure_custodians(tx: WriteTx, me: Unlocked) -> int:
     """Wrap every live data key to every enrolled admin that lacks one.
 
     Only an admin who can open the keys can do this, so a new admin receives their
-    custodian wraps at the next write of another admin. Returns the wraps added.
+    custodian wraps at the next write of any other admin (every write checks, cheaply).
+    Returns the wraps added.
     """
     if me.person.role != "admin":
         return 0
@@ -202,8 +203,20 @@ def ensure_custodians(tx: WriteTx, me: Unlocked) -> int:
         for person in session.exec(select(Person).where(Person.role == "admin", Person.status == "active")).all()
         if (key := person_key(session, person)) is not None
     ]
+    # Fast path (runs on every admin write): one query per admin finds the live keys they lack.
+    lacking: set[int] = set()
+    for _person, key in admins:
+        has = select(KeyWrap.data_key_id).where(KeyWrap.recipient_fingerprint == key.fingerprint)
+        lacking.update(
+            k.account_id
+            for k in session.exec(
+                select(DataKey).where(col(DataKey.retired_at).is_(None), col(DataKey.id).not_in(has))
+            ).all()
+        )
+    if not lacking:
+        return 0
     added = 0
-    for account in session.exec(select(Account).order_by(col(Account.id))).all():
+    for account in session.exec(select(Account).where(col(Account.id).in_(lacking)).order_by(col(Account.id))).all():
         for data_key in live_data_keys(session, account):
             missing = [(p, k) for p, k in admins if wrap_of(session, data_key, k.fingerprint) is None]
             if not missing or wrap_of(session, data_key, me.key_fingerprint) is None:
