@@ -9,7 +9,7 @@ import hashlib
 import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from audit.errors import ChainError
 from vault import IntegrityError, verify_signature
@@ -71,7 +71,10 @@ class EventRecord:
         }
 
     def computed_hash(self) -> str:
-        return event_hash(self.body())
+        # Hot path of verification: every field is str, int or None, so plain json.dumps
+        # is the canonical form (canonical_json's float check is for data we build).
+        text = json.dumps(self.body(), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        return hashlib.sha256(_EVENT_DOMAIN + text.encode("utf-8")).hexdigest()
 
     def data_object(self) -> dict[str, Any]:
         value = json.loads(self.data)
@@ -131,6 +134,7 @@ class VerifiedHead:
     transactions: int
     last_seq: int
     head: str
+    keys: dict[str, tuple[str, bytes]]
 
 
 def _group_by_tx(events: Iterable[EventRecord]) -> Iterator[list[EventRecord]]:
@@ -146,6 +150,8 @@ def _group_by_tx(events: Iterable[EventRecord]) -> Iterator[list[EventRecord]]:
 
 def _learn_keys(event: EventRecord, keys: dict[str, tuple[str, bytes]]) -> None:
     """Record public keys an event introduces: ``fingerprint -> (owner, ed25519)``."""
+    if '"public_keys"' not in event.data:
+        return
     try:
         data = event.data_object()
     except ValueError:
@@ -160,31 +166,32 @@ def _learn_keys(event: EventRecord, keys: dict[str, tuple[str, bytes]]) -> None:
         raise ChainError("event carries malformed public keys", event.seq) from None
 
 
+class SealLookup(Protocol):
+    def get(self, tx: str, /) -> "SealRecord | None": ...
+
+
 def verify_chain(
     events: Iterable[EventRecord],
-    seals: dict[str, SealRecord],
+    seals: SealLookup,
     *,
     start_prev: str = GENESIS_HASH,
     start_seq: int = 1,
+    keys: dict[str, tuple[str, bytes]] | None = None,
 ) -> VerifiedHead:
     """Verify hash links, sequence numbers and every transaction's signed seal.
 
     ``events`` must be in ascending ``seq`` order. Public keys are learned from
     the log itself (events whose data carries ``public_keys``), so the log needs
     nothing from the tables to verify. Raises :class:`ChainError` naming the
-    first bad event.
+    first bad event. Memory stays flat: one transaction is held at a time.
     """
     prev = start_prev
     expected_seq = start_seq
-    keys: dict[str, tuple[str, bytes]] = {}
-    seen_tx: set[str] = set()
+    keys = {} if keys is None else keys
     count = 0
     transactions = 0
     for group in _group_by_tx(events):
         first = group[0]
-        if first.tx in seen_tx:
-            raise ChainError("transaction appears twice in the log (events reordered?)", first.seq)
-        seen_tx.add(first.tx)
         for event in group:
             if event.seq != expected_seq:
                 raise ChainError(f"sequence number out of order (expected {expected_seq})", event.seq)
@@ -213,4 +220,4 @@ def verify_chain(
         except (IntegrityError, ValueError):
             raise ChainError("transaction signature does not verify", first.seq) from None
         transactions += 1
-    return VerifiedHead(events=count, transactions=transactions, last_seq=expected_seq - 1, head=prev)
+    return VerifiedHead(events=count, transactions=transactions, last_seq=expected_seq - 1, head=prev, keys=keys)

@@ -193,22 +193,26 @@ def retire_data_keys(tx: "WriteTx", account: Account, keep: DataKey) -> list[int
     session = tx.session
     admin_ids = {p.id for p in session.exec(select(Person).where(Person.role == "admin")).all()}
     allowed = {person.id for person, _key in recipients(session, account, tx.now)}
-    retired = []
+    retired: list[int] = []
+    removed: list[list[object]] = []
     for old in live_data_keys(session, account):
-        if old.id == keep.id:
-            for wrap in session.exec(select(KeyWrap).where(KeyWrap.data_key_id == old.id)).all():
-                if wrap.person_id is not None and wrap.person_id not in allowed:
-                    remove_wrap(session, wrap, tx.now)
-            continue
-        old.retired_at = tx.now
-        session.add(old)
-        retired.append(old.id)
+        keeping = old.id == keep.id
+        if not keeping:
+            old.retired_at = tx.now
+            session.add(old)
+            assert old.id is not None
+            retired.append(old.id)
         for wrap in session.exec(select(KeyWrap).where(KeyWrap.data_key_id == old.id)).all():
-            if wrap.person_id is not None and wrap.person_id not in admin_ids:
+            if wrap.person_id is not None and wrap.person_id not in (allowed if keeping else admin_ids):
+                removed.append([wrap.data_key_id, wrap.recipient_fingerprint])
                 remove_wrap(session, wrap, tx.now)
-    if retired:
-        tx.audit.append("key.retired", account=account.slug, data={"data_keys": retired, "current": keep.id})
-    return [k for k in retired if k is not None]
+    if retired or removed:
+        tx.audit.append(
+            "key.retired",
+            account=account.slug,
+            data={"data_keys": retired, "current": keep.id, "removed": removed},
+        )
+    return retired
 
 
 def rekey(tx: "WriteTx", account: Account) -> tuple[DataKey, bytes]:

@@ -140,12 +140,19 @@ def govern(db_url: str, monkeypatch: pytest.MonkeyPatch) -> Govern:
 
 
 @pytest.fixture
-def vault(govern: Govern) -> Govern:
-    """An initialised vault: admin alice, member bob, account x-acme with a canary password."""
+def vault(govern: Govern, request: pytest.FixtureRequest) -> Iterator[Govern]:
+    """An initialised vault: admin alice, member bob, account x-acme with a canary password.
+
+    Afterwards, unless the test tampers with the database on purpose, the whole log must
+    verify and explain every row of the tables: each scenario doubles as a projection test.
+    """
     govern.init()
     govern.enrol("bob")
     govern.account()
-    return govern
+    yield govern
+    if request.node.get_closest_marker("tampers") is None:
+        verified = govern("audit", "verify", as_="alice")
+        assert verified.code == 0, f"the log does not explain the tables after this test:\n{verified.err}"
 
 
 @pytest.fixture

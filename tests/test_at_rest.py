@@ -97,6 +97,7 @@ def test_ciphertext_moved_to_another_row_fails_to_open(vault: Govern, move: str)
     assert CANARY_PASSWORD not in result.out
 
 
+@pytest.mark.tampers
 def test_a_grant_row_inserted_by_hand_gives_no_key(vault: Govern) -> None:
     _sql(
         vault,
@@ -110,6 +111,7 @@ def test_a_grant_row_inserted_by_hand_gives_no_key(vault: Govern) -> None:
     assert CANARY_PASSWORD not in result.out
 
 
+@pytest.mark.tampers
 def test_an_auditor_never_decrypts_even_with_a_forged_grant(vault: Govern) -> None:
     vault.enrol("carol", role="auditor")
     assert vault("access", "grant", "x-acme", "carol", "--reason", "audit").code == 4

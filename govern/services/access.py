@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
+from audit.log import format_ts
 from govern import validate
 from govern.context import Context, Unlocked, acting, reading, vault_meta
 from govern.custody import add_wrap, live_data_keys, open_data_key, person_key, wrap_of
@@ -157,7 +158,7 @@ def issue_grant(
         reason=reason,
         data={
             "grant": grant.id,
-            "until": format_time(grant.ends_at),
+            "until": None if grant.ends_at is None else format_ts(grant.ends_at),
             "data_keys": wrapped,
             "recipient": key.fingerprint,
             "request": None if request is None else request.id,

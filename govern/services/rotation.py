@@ -236,13 +236,19 @@ def abort(ctx: Context, slug: str) -> dict[str, Any]:
         assert data_key is not None
         data_key.retired_at = tx.now
         session.add(data_key)
+        removed = []
         for wrap in session.exec(select(KeyWrap).where(KeyWrap.data_key_id == data_key.id)).all():
+            removed.append([wrap.data_key_id, wrap.recipient_fingerprint])
             remove_wrap(session, wrap, tx.now)
         rotation.status = "aborted"
         rotation.decided_by = me.handle
         rotation.decided_at = tx.now
         session.add(rotation)
-        tx.audit.append("rotation.aborted", account=slug, data={"rotation": rotation.id, "version": pending.number})
+        tx.audit.append(
+            "rotation.aborted",
+            account=slug,
+            data={"rotation": rotation.id, "version": pending.number, "data_key": data_key.id, "removed": removed},
+        )
     return {"account": slug, "rotation": rotation.id, "discarded_version": pending.number}
 
 

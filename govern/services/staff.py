@@ -258,6 +258,7 @@ def drop_wraps(
         select(KeyWrap).where(col(KeyWrap.data_key_id).in_(key_ids), KeyWrap.person_id == person.id)
     ).all()
     removed = sorted({w.data_key_id for w in wraps})
+    pairs = sorted([w.data_key_id, w.recipient_fingerprint] for w in wraps)
     for wrap in wraps:
         remove_wrap(session, wrap, tx.now)
     session.flush()
@@ -269,6 +270,7 @@ def drop_wraps(
             subject=person.handle,
             data={
                 "data_keys": removed,
+                "removed": pairs,
                 "exposed": marked,
                 "exposed_versions": sorted({m["version"] for m in marked}),
             },
