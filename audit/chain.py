@@ -193,6 +193,8 @@ def verify_chain(
     for group in _group_by_tx(events):
         first = group[0]
         for event in group:
+            if event.seq > expected_seq:
+                raise ChainError(f"missing: the log jumps from event {expected_seq - 1} to {event.seq}", expected_seq)
             if event.seq != expected_seq:
                 raise ChainError(f"sequence number out of order (expected {expected_seq})", event.seq)
             if event.prev != prev:
