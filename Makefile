@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint typecheck pytest bench clean pg-deps
+.PHONY: demo test test-browser browser-deps lint typecheck pytest bench clean pg-deps
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,16 @@ demo: $(VENV)/.installed
 
 ## test: lint, type-check and run the whole suite (PostgreSQL tier included)
 test: $(VENV)/.installed-dev pg-deps lint typecheck pytest
+
+## test-browser: render the audit report in headless Chromium and check the screenshot is not blank
+test-browser: $(VENV)/.installed-dev browser-deps
+	$(BIN)/python scripts/browser_check.py
+
+browser-deps:
+	@if ! command -v chromium >/dev/null 2>&1; then \
+		echo "installing Debian's chromium"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	fi
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check .

@@ -10,7 +10,6 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
-
 from conftest import CANARY_PASSWORD, CANARY_SEED, CANARY_URI, Govern
 from sqlhelp import sql
 
@@ -39,7 +38,12 @@ def first_bad(result_err: str) -> int:
 def test_editing_any_column_of_an_event_is_caught(vault: Govern, column: str) -> None:
     busy(vault)
     target = 12
-    value = {"data": '{"forged":true}', "prev": "f" * 64, "hash": "e" * 64, "tx": "00000000-0000-4000-8000-000000000000"}
+    value = {
+        "data": '{"forged":true}',
+        "prev": "f" * 64,
+        "hash": "e" * 64,
+        "tx": "00000000-0000-4000-8000-000000000000",
+    }
     sql(vault.db, f"UPDATE audit_event SET {column} = :v WHERE seq = :s", v=value.get(column, "forged"), s=target)  # noqa: S608
     result = vault("audit", "verify")
     assert result.code == 6
@@ -147,10 +151,10 @@ def test_a_signed_event_by_someone_without_the_right_is_reported(vault: Govern) 
     """Bob has a real key; an event he signs making himself admin still is not authorised."""
     from sqlalchemy import create_engine
     from sqlmodel import Session
+    from test_domain import keys_of
 
     from audit.log import AuditTransaction
     from govern.timeutil import utcnow
-    from test_domain import keys_of
 
     bob = keys_of(vault.db, "bob")
 
@@ -201,7 +205,7 @@ def test_golden_export_verifies_offline(tmp_path: Path) -> None:
 
 def test_export_round_trip_and_formats(vault: Govern, tmp_path: Path) -> None:
     busy(vault)
-    vault.ok("access", "grant", "x-acme", "bob", "--reason", "=HYPERLINK(\"http://evil\")")
+    vault.ok("access", "grant", "x-acme", "bob", "--reason", '=HYPERLINK("http://evil")')
     out = tmp_path / "log.jsonl"
     vault.ok("audit", "export", "--format", "jsonl", "--out", str(out))
     verified = vault.ok("audit", "verify", "--export", str(out), "--json").json()
@@ -213,7 +217,7 @@ def test_export_round_trip_and_formats(vault: Govern, tmp_path: Path) -> None:
     rows = list(csv.reader(io.StringIO(vault.ok("audit", "export", "--format", "csv").out)))
     assert rows[0][:5] == ["seq", "ts", "tx", "actor", "action"]
     reasons = [row[7] for row in rows[1:] if row[7]]
-    assert "'=HYPERLINK(\"http://evil\")" in reasons
+    assert '\'=HYPERLINK("http://evil")' in reasons
     assert not [r for r in reasons if r.startswith(("=", "+", "-", "@"))]
     ocsf = [json.loads(line) for line in vault.ok("audit", "export", "--format", "ocsf").out.splitlines()]
     assert len(ocsf) == total

@@ -7,14 +7,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from conftest import Govern
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from test_governance_property import KnownPassphrase
 
-from conftest import Govern
 from govern.context import Context
 from govern.errors import GovernError
 from govern.services import access, auditing, staff
-from test_governance_property import KnownPassphrase
 
 PEOPLE = ["m1", "m2", "m3"]
 
