@@ -76,8 +76,19 @@ def test_an_appended_event_without_a_seal_is_caught(vault: Govern) -> None:
     last = sql(vault.db, "SELECT seq, hash, tx, ts FROM audit_event ORDER BY seq DESC LIMIT 1")[0]
     from audit.chain import EventRecord
 
-    forged = EventRecord(int(last[0]) + 1, "11111111-1111-4111-8111-111111111111", str(last[3]), "alice",
-                         "staff.role_changed", None, "bob", None, '{"from":"member","to":"admin"}', str(last[1]), "")  # fmt: skip
+    forged = EventRecord(
+        seq=int(last[0]) + 1,
+        tx="11111111-1111-4111-8111-111111111111",
+        ts=str(last[3]),
+        actor="alice",
+        action="staff.role_changed",
+        account=None,
+        subject="bob",
+        reason=None,
+        data='{"from":"member","to":"admin"}',
+        prev=str(last[1]),
+        hash="",
+    )
     forged = EventRecord(**{**forged.__dict__, "hash": forged.computed_hash()})
     sql(
         vault.db,
