@@ -7,7 +7,9 @@ an offline export.
 import base64
 import hashlib
 import json
+from collections import deque
 from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -15,6 +17,13 @@ from audit.errors import ChainError
 from vault import IntegrityError, verify_signature
 
 CHAIN_VERSION = 1
+_encode = json.encoder.encode_basestring  # what json.dumps(ensure_ascii=False) uses for str
+
+
+def _string(value: str | None) -> str:
+    return "null" if value is None else _encode(value)
+
+
 GENESIS_HASH = "0" * 64
 _EVENT_DOMAIN = b"govern-audit-event/v1\n"
 _SEAL_DOMAIN = b"govern-audit-seal/v1\n"
@@ -70,11 +79,35 @@ class EventRecord:
             "prev": self.prev,
         }
 
+    def canonical_body(self) -> str:
+        """``canonical_json(self.body())``, written out directly: the hot path of verification.
+
+        Keys in sorted order, strings escaped exactly as ``json.dumps`` escapes them;
+        any field of an unexpected type falls back to the general encoder (and then
+        fails to match, as it should).
+        """
+        if not (
+            type(self.seq) is int
+            and type(self.tx) is str
+            and type(self.ts) is str
+            and type(self.actor) is str
+            and type(self.action) is str
+            and type(self.data) is str
+            and type(self.prev) is str
+            and (self.account is None or type(self.account) is str)
+            and (self.subject is None or type(self.subject) is str)
+            and (self.reason is None or type(self.reason) is str)
+        ):
+            return json.dumps(self.body(), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        return (
+            f'{{"account":{_string(self.account)},"action":{_encode(self.action)},"actor":{_encode(self.actor)},'
+            f'"data":{_encode(self.data)},"prev":{_encode(self.prev)},"reason":{_string(self.reason)},'
+            f'"seq":{self.seq},"subject":{_string(self.subject)},"ts":{_encode(self.ts)},"tx":{_encode(self.tx)},'
+            f'"v":{CHAIN_VERSION}}}'
+        )
+
     def computed_hash(self) -> str:
-        # Hot path of verification: every field is str, int or None, so plain json.dumps
-        # is the canonical form (canonical_json's float check is for data we build).
-        text = json.dumps(self.body(), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-        return hashlib.sha256(_EVENT_DOMAIN + text.encode("utf-8")).hexdigest()
+        return hashlib.sha256(_EVENT_DOMAIN + self.canonical_body().encode("utf-8")).hexdigest()
 
     def data_object(self) -> dict[str, Any]:
         value = json.loads(self.data)
@@ -97,6 +130,18 @@ class SealRecord:
     signature: str
 
     def message(self) -> bytes:
+        if type(self.first_seq) is int and type(self.last_seq) is int:
+            body = {
+                "first_seq": self.first_seq,
+                "head": self.head,
+                "key": self.key,
+                "last_seq": self.last_seq,
+                "signer": self.signer,
+                "ts": self.ts,
+                "tx": self.tx,
+                "v": CHAIN_VERSION,
+            }
+            return _SEAL_DOMAIN + json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
         return seal_message(
             tx=self.tx,
             first_seq=self.first_seq,
@@ -170,6 +215,68 @@ class SealLookup(Protocol):
     def get(self, tx: str, /) -> "SealRecord | None": ...
 
 
+class _SignatureChecks:
+    """Ed25519 verification in worker threads (the library releases the GIL), in order.
+
+    Batches are checked oldest first, so the first failure found is the first bad
+    transaction; at most ``max_pending`` batches wait, keeping memory flat.
+    """
+
+    def __init__(self, workers: int = 2, batch: int = 256, max_pending: int = 8) -> None:
+        self._workers = workers
+        self._size = batch
+        self._max_pending = max_pending
+        self._batch: list[tuple[int, bytes, bytes, bytes]] = []
+        self._pending: deque[Future[int | None]] = deque()
+        self._pool: ThreadPoolExecutor | None = None
+
+    @staticmethod
+    def _check(batch: list[tuple[int, bytes, bytes, bytes]]) -> int | None:
+        for seq, public, message, signature in batch:
+            try:
+                verify_signature(public, message, signature)
+            except IntegrityError:
+                return seq
+        return None
+
+    def add(self, seq: int, public: bytes, message: bytes, signature: bytes) -> None:
+        self._batch.append((seq, public, message, signature))
+        if len(self._batch) >= self._size:
+            self._submit()
+            self._drain(self._max_pending)
+
+    def _submit(self) -> None:
+        if not self._batch:
+            return
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self._workers, thread_name_prefix="govern-verify")
+        self._pending.append(self._pool.submit(self._check, self._batch))
+        self._batch = []
+
+    def _drain(self, keep: int) -> None:
+        while len(self._pending) > keep:
+            failed = self._pending.popleft().result()
+            if failed is not None:
+                self.close()
+                raise ChainError("transaction signature does not verify", failed)
+
+    def finish(self) -> None:
+        """Raise for the first bad signature, if any; always release the threads."""
+        try:
+            self._submit()
+            self._drain(0)
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        for future in self._pending:
+            future.cancel()
+        self._pending.clear()
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+
 def verify_chain(
     events: Iterable[EventRecord],
     seals: SealLookup,
@@ -183,11 +290,33 @@ def verify_chain(
     ``events`` must be in ascending ``seq`` order. Public keys are learned from
     the log itself (events whose data carries ``public_keys``), so the log needs
     nothing from the tables to verify. Raises :class:`ChainError` naming the
-    first bad event. Memory stays flat: one transaction is held at a time.
+    first bad event. Memory stays flat: one transaction is held at a time, and
+    signatures are checked by worker threads a bounded number of batches behind.
     """
+    checks = _SignatureChecks()
+    try:
+        result = _verify(events, seals, start_prev, start_seq, {} if keys is None else keys, checks)
+    except ChainError as error:
+        try:
+            checks.finish()  # an earlier bad signature is the first bad event
+        except ChainError as earlier:
+            if error.seq is None or (earlier.seq is not None and earlier.seq < error.seq):
+                raise earlier from None
+        raise
+    checks.finish()
+    return result
+
+
+def _verify(
+    events: Iterable[EventRecord],
+    seals: SealLookup,
+    start_prev: str,
+    start_seq: int,
+    keys: dict[str, tuple[str, bytes]],
+    checks: _SignatureChecks,
+) -> VerifiedHead:
     prev = start_prev
     expected_seq = start_seq
-    keys = {} if keys is None else keys
     count = 0
     transactions = 0
     for group in _group_by_tx(events):
@@ -218,8 +347,8 @@ def verify_chain(
             raise ChainError(f"seal is signed by unknown key {seal.key} of {seal.signer}", first.seq)
         try:
             signature = base64.b64decode(seal.signature, validate=True)
-            verify_signature(owner_key[1], seal.message(), signature)
-        except (IntegrityError, ValueError):
+        except ValueError:
             raise ChainError("transaction signature does not verify", first.seq) from None
+        checks.add(first.seq, owner_key[1], seal.message(), signature)
         transactions += 1
     return VerifiedHead(events=count, transactions=transactions, last_seq=expected_seq - 1, head=prev, keys=keys)

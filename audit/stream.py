@@ -13,7 +13,7 @@ _SEAL_COLUMNS = "tx, first_seq, last_seq, head, signer, key, ts, signature"
 
 
 def stream_events(
-    session: Session, *, batch: int = 5000, after: int = 0, where: str = "", params: dict[str, Any] | None = None
+    session: Session, *, batch: int = 20000, after: int = 0, where: str = "", params: dict[str, Any] | None = None
 ) -> Iterator[EventRecord]:
     """Every event (matching ``where``, an SQL condition on audit_event) in sequence order."""
     connection = session.connection()

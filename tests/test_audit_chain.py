@@ -14,8 +14,10 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from audit import GENESIS_HASH, EventRecord, SealRecord, canonical_json, event_hash
+from audit import GENESIS_HASH, EventRecord, SealRecord, canonical_json, event_hash, seal_message
 from audit.chain import verify_chain
 from audit.errors import ChainError
 from vault import PersonKeys
@@ -151,6 +153,39 @@ def test_canonical_json_rejects_floats_and_sorts_keys() -> None:
     assert canonical_json({"b": 1, "a": [True, None, "é"]}) == '{"a":[true,null,"é"],"b":1}'
     with pytest.raises(TypeError):
         canonical_json({"x": 1.5})
+
+
+_text = st.text()
+
+
+@settings(max_examples=300)
+@given(
+    seq=st.integers(0, 10**12),
+    fields=st.tuples(_text, _text, _text, _text, _text, _text),
+    optional=st.tuples(st.none() | _text, st.none() | _text, st.none() | _text),
+)
+def test_the_fast_canonical_encoding_is_the_canonical_encoding(
+    seq: int, fields: tuple[str, ...], optional: tuple[str | None, ...]
+) -> None:
+    """The hand-written hot path must equal canonical_json byte for byte, for any text."""
+    tx, ts, actor, action, data, prev = fields
+    account, subject, reason = optional
+    event = EventRecord(seq, tx, ts, actor, action, account, subject, reason, data, prev, "")
+    assert event.canonical_body() == canonical_json(event.body())
+    seal = SealRecord(tx, seq, seq + 1, prev, actor, action, ts, "")
+    assert seal.message() == seal_message(
+        tx=tx, first_seq=seq, last_seq=seq + 1, head=prev, signer=actor, key=action, ts=ts
+    )
+
+
+def test_a_bad_signature_before_a_bad_hash_is_named_first() -> None:
+    events, seals, _ = load_golden()
+    tx1 = events[0].tx
+    seals[tx1] = replace(seals[tx1], signature=base64.b64encode(bytes(64)).decode())
+    events[3] = replace(events[3], reason="edited")
+    with pytest.raises(ChainError) as caught:
+        verify_chain(events, seals)
+    assert caught.value.seq == 1
 
 
 if __name__ == "__main__" and sys.argv[1:] == ["--regenerate"]:
