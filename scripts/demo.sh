@@ -37,11 +37,16 @@ printf 'otpauth://totp/X:acme?secret=JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP&issuer=X\n
     | as alice secret set x-acme --totp-uri -
 as alice secret history x-acme
 
-step "Bob cannot read it until he is granted access"
-as bob secret show x-acme || echo "(exit $? — denied, as it should be)" >&2
+step "Publish the social media policy: access now needs its acknowledgement"
+printf '# Acme social media policy\n\nOnly approved staff post as Acme. Never share passwords.\n' > "$DEMO_DIR/policy.md"
+as alice policy publish "$DEMO_DIR/policy.md" --version 2026-11
+as bob policy ack
 
-step "Grant Bob access for 30 days; he reveals the password and a 2FA code"
-as alice access grant x-acme bob --reason "runs the X account" --for 30d
+step "Bob cannot read it until he has access; he asks, and Alice approves"
+as bob secret show x-acme || echo "(exit $? — denied, as it should be)" >&2
+REQUEST=$(as bob access request x-acme --reason "runs the X account" --for 30d)
+as bob access approve "$REQUEST" || echo "(exit $? — nobody approves their own request)" >&2
+as alice access approve "$REQUEST"
 as bob secret show x-acme
 as bob totp x-acme
 as alice access list
@@ -49,12 +54,30 @@ as alice access list
 step "Carol the auditor can never decrypt"
 as carol secret show x-acme || echo "(exit $? — auditors never decrypt)" >&2
 
-step "Revoke Bob: the password he saw is marked exposed until rotated"
-as alice access revoke x-acme bob --reason "moved to the events team"
-as alice secret history x-acme
+step "Two-phase rotation: the new password is pending until confirmed"
+as bob rotation start x-acme
+as bob secret show x-acme --pending
+as bob rotation confirm x-acme
+as alice rotation status
+
+step "Bob leaves: one command revokes everything and forces what he knew to change"
+as alice offboard start bob --reason "left the company"
+as alice rotation status --check || echo "(exit $? — x-acme is exposed to bob until rotated)" >&2
+as alice rotation start x-acme >/dev/null
+as alice rotation confirm x-acme
+printf 'otpauth://totp/X:acme?secret=KRSXG5CTMVRXEZLUKRSXG5CTMVRXEZLU&issuer=X\n' \
+    | as alice secret set x-acme --totp-uri -
+for STEP in $(as alice offboard status bob --json | python3 -c 'import json,sys; print(" ".join(str(s["step"]) for s in json.load(sys.stdin)["steps"] if s["status"] == "open" and s["kind"] == "manual"))'); do
+    as alice offboard done bob "$STEP" --note "done at the platform" >/dev/null
+done
+as alice offboard report bob | head -20
 
 step "The audit log: every change and every reveal, hash-chained and signed"
-as carol audit log
+as carol audit log --account x-acme
+as carol audit verify
+as carol audit export --format jsonl --out "$DEMO_DIR/audit.jsonl"
+govern audit verify --export "$DEMO_DIR/audit.jsonl" >/dev/null && echo "(the export verifies offline)" >&2
+as carol audit report --out "$DEMO_DIR/report.html"
 
 step "Health check of the installation"
 as alice doctor || true
