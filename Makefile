@@ -54,6 +54,7 @@ pg-deps:
 bench: $(VENV)/.installed-dev
 	$(BIN)/python bench/unlock.py
 	$(BIN)/python bench/offboard.py --grants 500
+	$(BIN)/python bench/audit_log.py --events 1000000 --sizes 100000,300000
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis *.egg-info

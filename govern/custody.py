@@ -81,6 +81,30 @@ def add_wrap(
     return wrap
 
 
+def wrap_to_person(
+    session: Session,
+    meta: VaultMeta,
+    account: Account,
+    data_key: DataKey,
+    secret: bytes,
+    person: Person,
+    key: PersonKey,
+    now: datetime,
+) -> KeyWrap:
+    """Wrap ``secret`` (the data key) to ``person``'s X25519 key."""
+    return add_wrap(
+        session,
+        meta,
+        account,
+        data_key,
+        secret,
+        recipient_public=key.x25519_public,
+        recipient_fingerprint=key.fingerprint,
+        person=person,
+        now=now,
+    )
+
+
 def remove_wrap(session: Session, wrap: KeyWrap, now: datetime) -> None:
     """Delete a wrap; its history row records when (the history itself is never deleted)."""
     if wrap.person_id is not None:
@@ -174,11 +198,7 @@ def add_data_key(tx: "WriteTx", account: Account) -> tuple[DataKey, bytes]:
     )  # fmt: skip
     fingerprints = [meta.recovery_fingerprint]
     for person, key in recipients(session, account, tx.now):
-        add_wrap(
-            session, meta, account, data_key, secret,
-            recipient_public=key.x25519_public, recipient_fingerprint=key.fingerprint,
-            person=person, now=tx.now,
-        )  # fmt: skip
+        wrap_to_person(session, meta, account, data_key, secret, person, key, tx.now)
         fingerprints.append(key.fingerprint)
     tx.audit.append("key.created", account=account.slug, data={"data_key": data_key.id, "recipients": fingerprints})
     return data_key, secret

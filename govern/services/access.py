@@ -10,7 +10,7 @@ from sqlmodel import Session, col, select
 from audit.log import format_ts
 from govern import validate
 from govern.context import Context, Unlocked, acting, reading, vault_meta
-from govern.custody import add_wrap, live_data_keys, open_data_key, person_key, wrap_of
+from govern.custody import live_data_keys, open_data_key, person_key, wrap_of, wrap_to_person
 from govern.db import WriteTx
 from govern.errors import Conflict, Denied, NotFound
 from govern.models import (
@@ -139,17 +139,7 @@ def issue_grant(
         if wrap_of(session, data_key, key.fingerprint) is not None:
             continue
         secret = open_data_key(session, meta, account, data_key, me)
-        add_wrap(
-            session,
-            meta,
-            account,
-            data_key,
-            secret,
-            recipient_public=key.x25519_public,
-            recipient_fingerprint=key.fingerprint,
-            person=person,
-            now=tx.now,
-        )
+        wrap_to_person(session, meta, account, data_key, secret, person, key, tx.now)
         wrapped.append(data_key.id)
     tx.audit.append(
         "access.granted",

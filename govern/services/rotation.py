@@ -13,7 +13,7 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from govern import validate
-from govern.context import Context, acting, reading
+from govern.context import Context, Unlocked, acting, reading
 from govern.custody import add_data_key, remove_wrap, retire_data_keys
 from govern.db import WriteTx
 from govern.errors import Conflict, NotFound
@@ -173,17 +173,23 @@ def start(ctx: Context, slug: str) -> dict[str, Any]:
     }
 
 
+def _pending(tx: WriteTx, me: Unlocked, slug: str) -> tuple[Account, Rotation, CredentialVersion]:
+    """The account, its pending rotation and pending version, for a holder or admin."""
+    account = get_account(tx.session, slug)
+    may_decrypt(tx.session, account, me, tx.now, "rotate credentials")
+    rotation = pending_rotation(tx.session, account)
+    if rotation is None:
+        raise NotFound(f"no rotation of {slug} is pending: start one with 'govern rotation start {slug}'")
+    pending = tx.session.get(CredentialVersion, rotation.pending_version_id)
+    assert pending is not None
+    return account, rotation, pending
+
+
 def confirm(ctx: Context, slug: str) -> dict[str, Any]:
     slug = validate.slug(slug)
     with acting(ctx) as (tx, me):
         session = tx.session
-        account = get_account(session, slug)
-        may_decrypt(session, account, me, tx.now, "rotate credentials")
-        rotation = pending_rotation(session, account)
-        if rotation is None:
-            raise NotFound(f"no rotation of {slug} is pending: start one with 'govern rotation start {slug}'")
-        pending = session.get(CredentialVersion, rotation.pending_version_id)
-        assert pending is not None
+        account, rotation, pending = _pending(tx, me, slug)
         previous = current_version(session, account)
         if previous is not None:
             supersede(tx, previous)
@@ -224,13 +230,7 @@ def abort(ctx: Context, slug: str) -> dict[str, Any]:
     slug = validate.slug(slug)
     with acting(ctx) as (tx, me):
         session = tx.session
-        account = get_account(session, slug)
-        may_decrypt(session, account, me, tx.now, "rotate credentials")
-        rotation = pending_rotation(session, account)
-        if rotation is None:
-            raise NotFound(f"no rotation of {slug} is pending")
-        pending = session.get(CredentialVersion, rotation.pending_version_id)
-        assert pending is not None
+        _account, rotation, pending = _pending(tx, me, slug)
         discard_version(tx, pending, "aborted")
         data_key = session.get(DataKey, pending.data_key_id)
         assert data_key is not None

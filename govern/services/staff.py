@@ -11,7 +11,7 @@ from sqlmodel import Session, col, select
 
 from govern import validate
 from govern.context import Context, Unlocked, acting, reading, vault_meta
-from govern.custody import add_wrap, live_data_keys, open_data_key, person_key, remove_wrap, wrap_of
+from govern.custody import live_data_keys, open_data_key, person_key, remove_wrap, wrap_of, wrap_to_person
 from govern.db import WriteTx
 from govern.errors import AuthenticationFailed, Conflict, Denied
 from govern.exposure import mark_exposed
@@ -223,17 +223,7 @@ def ensure_custodians(tx: WriteTx, me: Unlocked) -> int:
                 continue
             secret = open_data_key(session, meta, account, data_key, me)
             for person, key in missing:
-                add_wrap(
-                    session,
-                    meta,
-                    account,
-                    data_key,
-                    secret,
-                    recipient_public=key.x25519_public,
-                    recipient_fingerprint=key.fingerprint,
-                    person=person,
-                    now=tx.now,
-                )
+                wrap_to_person(session, meta, account, data_key, secret, person, key, tx.now)
                 tx.audit.append(
                     "key.wrapped",
                     account=account.slug,
