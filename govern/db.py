@@ -152,6 +152,14 @@ class Store:
         self.engine = engine
         self.url = url
         self._writer = engine.execution_options(govern_write=True)
+        # Reads see one snapshot from start to end (SQLite's WAL gives that to any read
+        # transaction; PostgreSQL needs REPEATABLE READ), so a long verification or export
+        # never mixes rows committed while it runs.
+        self._reader = (
+            engine.execution_options(isolation_level="REPEATABLE READ")
+            if engine.dialect.name == "postgresql"
+            else engine
+        )
 
     @classmethod
     def open(cls, url: str) -> "Store":
@@ -174,7 +182,7 @@ class Store:
 
     @contextmanager
     def read(self) -> Iterator[Session]:
-        with Session(self.engine, expire_on_commit=False) as session:
+        with Session(self._reader, expire_on_commit=False) as session:
             yield session
 
     @contextmanager

@@ -6,6 +6,7 @@ them except the reveals that are meant to.
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -150,3 +151,71 @@ def test_concurrent_writers_keep_the_chain_whole(db_url: str, tmp_path: Path) ->
     finally:
         engine.dispose()
     assert head.transactions == len(seals) == 1 + 6
+
+
+def test_governance_through_the_entry_point(db_url: str, tmp_path: Path) -> None:
+    """Requests, dual control, caps, policy, reviews, rotation and offboarding, as scripts run them."""
+    sh = Shell(db_url, tmp_path)
+    sh.run("init", "--org", "Acme", "--admin", "alice", "--name", "Alice")
+    for handle in ("bob", "carol"):
+        code = sh.json("staff", "add", handle, "--name", handle.title())["enrolment_code"]
+        sh.run("staff", "enroll", handle, "--code", code, who=handle)
+    sh.json("account", "add", "x-acme", "--platform", "x", "--handle", "@acme", "--owner", "bob", "--max-holders", "1")
+    sh.run("secret", "set", "x-acme", "--password-stdin", stdin=CANARY_PASSWORD + "\n")
+    policy = tmp_path / "policy.md"
+    policy.write_text("Only approved staff post as Acme.\n")
+    sh.run("policy", "publish", str(policy), "--version", "1")
+    refused = sh.run("access", "request", "x-acme", "--reason", "runs X", who="bob", code=4)
+    assert "acknowledged" in refused.stderr
+    sh.run("policy", "ack", who="bob")
+    request_id = sh.run("access", "request", "x-acme", "--reason", "runs X", who="bob").stdout.strip()
+    sh.run("access", "approve", request_id, who="bob", code=4)
+    sh.run("access", "approve", request_id)
+    sh.run("policy", "ack", who="carol")
+    sh.run("access", "grant", "x-acme", "carol", "--reason", "cover", code=4)  # over the cap of 1
+    sh.run("access", "grant", "x-acme", "carol", "--reason", "launch week cover", "--over-cap")
+    sh.run("review", "start", "--name", "Q4")
+    sh.run("review", "certify", "x-acme", "carol", who="bob")
+    sh.run("review", "close", "--revoke-undecided")
+    sh.run("secret", "show", "x-acme", who="bob", code=4)
+    sh.run("rotation", "start", "x-acme", who="carol")
+    pending = sh.run("secret", "show", "x-acme", "--pending", who="carol").stdout.strip()
+    sh.run("rotation", "confirm", "x-acme", who="carol")
+    case = sh.json("offboard", "start", "carol", "--reason", "left")
+    assert case["status"] == "open"
+    sh.run("rotation", "status", "--check", code=7)
+    sh.run("audit", "verify")
+    report = sh.run("offboard", "report", "carol", "--format", "json").stdout
+    export = sh.run("audit", "export", "--format", "jsonl").stdout
+    for text in (report, export, *sh.transcript):
+        assert CANARY_PASSWORD not in text
+        assert pending not in text
+
+
+def test_rich_table_on_a_terminal(tmp_path: Path) -> None:
+    """On a terminal, lists are rich tables; NO_COLOR is honoured (no escape codes)."""
+    import pty
+
+    db = tmp_path / "vault.db"
+    sh = Shell(f"sqlite:///{db}", tmp_path)
+    sh.run("init", "--org", "Acme", "--admin", "alice", "--name", "Alice")
+    env = {**sh.env, "GOVERN_USER": "alice", "NO_COLOR": "1", "COLUMNS": "120"}
+    pid, fd = pty.fork()
+    if pid == 0:  # the child runs govern on the pseudo-terminal
+        os.execve(str(GOVERN), [str(GOVERN), "audit", "log"], env)
+    output = b""
+    while True:
+        try:
+            chunk = os.read(fd, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        output += chunk
+    _pid, status = os.waitpid(pid, 0)
+    text = output.decode()
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert "vault.initialised" in text
+    assert "audit log" in text, "the rich table's title"
+    colour = re.compile(r"\x1b\[(?:\d+;)*(?:3[0-8]|4[0-8]|9[0-7]|10[0-7])[;m]")
+    assert not colour.search(text), "NO_COLOR: no colour codes (bold and italic may stay)"
