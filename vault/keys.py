@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PrivateKey,
     Ed25519PublicKey,
@@ -22,6 +23,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import (
     X25519PrivateKey,
     X25519PublicKey,
 )
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from cryptography.hazmat.primitives.serialization import (
     Encoding,
     NoEncryption,
@@ -160,11 +162,23 @@ def verify_signature(ed25519_public: bytes, message: bytes, signature: bytes) ->
 
 
 class RecoveryKey:
-    """The organisation recovery key pair (X25519), kept offline by its custodians."""
+    """The organisation recovery key pair (X25519), kept offline by its custodians.
+
+    It also yields an Ed25519 signing key, derived with HKDF-SHA256 from the X25519
+    private key, so that a recovery can prove in the audit log that it was done with
+    the real recovery key.
+    """
 
     def __init__(self, private: X25519PrivateKey) -> None:
         self.private = private
         self.public = private.public_key().public_bytes(*_RAW)
+        raw = private.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())
+        seed = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"govern-recovery-signing/v1").derive(raw)
+        self._signing = Ed25519PrivateKey.from_private_bytes(seed)
+        self.signing_public = self._signing.public_key().public_bytes(*_RAW)
+
+    def sign(self, message: bytes) -> bytes:
+        return self._signing.sign(message)
 
     @classmethod
     def generate(cls) -> "RecoveryKey":

@@ -158,3 +158,36 @@ def sweep(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     notice(f"processed {len(done)} expired grant(s)")
     for item in done:
         notice(f"  {item['handle']} on {item['account']} (grant {item['grant']})")
+
+
+@app.command()
+def recover(
+    ctx: typer.Context,
+    recovery_file: Annotated[
+        Path, typer.Option("--recovery-file", metavar="PATH", help="The recovery key kept offline (- for stdin).")
+    ],
+    admin: Annotated[str, typer.Option("--admin", metavar="HANDLE", help="Handle of the new, recovering admin.")],
+    name: Annotated[str, typer.Option("--name", help="Their full name.")],
+    email: Annotated[str | None, typer.Option("--email")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Enrol a new admin with the organisation recovery key when no admin can unlock any more."""
+    from govern.cli.common import stdin_broker
+    from govern.errors import InvalidInput
+    from govern.services.recovery import recover as run
+
+    if str(recovery_file) == "-":
+        text = str(stdin_broker(ctx).take("recovery key"))
+    else:
+        try:
+            text = recovery_file.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            raise InvalidInput(f"cannot read the recovery key from {recovery_file}") from None
+    result = run(context(ctx, actor=admin), text, admin=admin, name=name, email=email)
+    if as_json:
+        emit_json(result)
+        return
+    notice(
+        f"{result['admin']} is admin again, holding {result['data_keys']} data key(s); key {result['key_fingerprint']}"
+    )
+    notice("keep the recovery key offline again; consider rotating every credential if the old admins are gone")

@@ -7,6 +7,7 @@ row written with raw SQL — or a well-signed event by someone without the right
 shows up as a finding.
 """
 
+import base64
 import json
 from dataclasses import dataclass, field
 from typing import Any
@@ -76,6 +77,10 @@ class Projection:
     findings: list[str] = field(default_factory=list)
     last_ts: str = ""
     init_tx: str | None = None
+    recovery_tx: str | None = None
+    recovery_ed25519: bytes | None = None
+    recovery_admin_key: str | None = None
+    vault_id: str | None = None
 
     # -- replay ---------------------------------------------------------------------------
 
@@ -105,6 +110,11 @@ class Projection:
             self.init_tx = event.tx
         if event.tx == self.init_tx:
             return  # the init transaction creates its own first admin
+        if event.action == "vault.recovered":
+            self._check_recovery(event, data)
+            return
+        if event.tx == self.recovery_tx:
+            return  # a recovery proven by the recovery key's signature creates its admin
         if event.action == "vault.initialised":
             self.findings.append(f"event {event.seq}: a second vault.initialised")
             return
@@ -126,6 +136,29 @@ class Projection:
             if data.get("request") is None or owner != event.actor:
                 self.findings.append(f"event {event.seq}: access granted by {event.actor}, not an admin or the owner")
 
+    def _check_recovery(self, event: EventRecord, data: dict[str, Any]) -> None:
+        from govern.services.recovery import recovery_message
+        from vault import IntegrityError, verify_signature
+
+        try:
+            if self.recovery_ed25519 is None or self.vault_id is None:
+                raise ValueError("the log records no recovery signing key")
+            message = recovery_message(self.vault_id, event.tx, str(event.subject), str(data["admin_key"]))
+            verify_signature(self.recovery_ed25519, message, base64.b64decode(data["signature"], validate=True))
+        except (KeyError, ValueError, IntegrityError):
+            self.findings.append(f"event {event.seq}: a recovery not signed by this vault's recovery key")
+            return
+        self.recovery_tx = event.tx
+        self.recovery_admin_key = str(data["admin_key"])
+
+    def _on_vault_recovered(self, _event: EventRecord, _data: dict[str, Any]) -> None:
+        return None  # checked in _authorised, which needs the parsed data
+
+    def _on_vault_initialised(self, event: EventRecord, data: dict[str, Any]) -> None:
+        self.vault_id = str(data["vault_id"])
+        signing = data.get("recovery_key", {}).get("ed25519")
+        self.recovery_ed25519 = None if signing is None else base64.b64decode(signing, validate=True)
+
     def _set_role(self, person: PersonState, role: str, ts: str) -> None:
         was_admin = person.role == "admin" and person.status == "active"
         person.role = role
@@ -144,6 +177,8 @@ class Projection:
         self.people[handle] = PersonState(handle=handle, role=str(data["role"]), status="invited")
 
     def _on_staff_enrolled(self, event: EventRecord, data: dict[str, Any]) -> None:
+        if event.tx == self.recovery_tx and data["public_keys"]["fingerprint"] != self.recovery_admin_key:
+            self.findings.append(f"event {event.seq}: the recovered admin's key is not the one the recovery signed")
         person = self.people[str(event.subject)]
         was_admin = person.role == "admin" and person.status == "active"
         person.status = "active"

@@ -195,6 +195,7 @@ def _record_first_admin(
     recovery_key = {
         "fingerprint": recovery.fingerprint,
         "x25519": base64.b64encode(recovery.public).decode("ascii"),
+        "ed25519": base64.b64encode(recovery.signing_public).decode("ascii"),
     }
     tx.audit.append("vault.initialised", data={"vault_id": vault_id, "org": org, "recovery_key": recovery_key})
     tx.audit.append("staff.added", subject=admin, data={"name": name, "email": email, "team": None, "role": "admin"})
