@@ -92,7 +92,7 @@ class Person(SQLModel, table=True):
     email: str | None = Field(default=None, max_length=320)
     team: str | None = Field(default=None, max_length=100)
     role: str = Field(max_length=16)
-    status: str = Field(max_length=16)  # invited | active | suspended | offboarded
+    status: str = Field(max_length=16)  # invited | active | offboarded ("suspended" is reserved)
     created_at: datetime = _when()
     created_by: str = Field(max_length=32)
 

@@ -113,9 +113,9 @@ def test_expired_grant_gives_no_access(vault: Govern) -> None:
     assert vault("secret", "show", "x-acme", as_="bob").code == 0
     sql(vault.db, "UPDATE access_grant SET ends_at = starts_at")
     assert vault("secret", "show", "x-acme", as_="bob").code == 4
-    listing = vault.ok("access", "list", "--all", "--json").json()
+    listing = vault.ok("access", "list", "--json").json()
     assert listing[0]["status"] == "expired"
-    assert vault.ok("access", "list", "--json").json() == []
+    assert vault.ok("access", "list", "--live", "--json").json() == []
 
 
 def test_account_set_changes_and_audits(vault: Govern) -> None:

@@ -73,7 +73,7 @@ def test_full_flow_through_the_entry_point(db_url: str, tmp_path: Path) -> None:
         sh.run("staff", "list").stdout,
         sh.run("account", "list").stdout,
         sh.run("account", "show", "x-acme").stdout,
-        sh.run("access", "list", "--all").stdout,
+        sh.run("access", "list").stdout,
         sh.run("secret", "history", "x-acme").stdout,
         sh.run("audit", "log").stdout,
         sh.run("audit", "log", "--json").stdout,

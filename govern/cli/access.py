@@ -65,14 +65,14 @@ def list_(
     ctx: typer.Context,
     account: Annotated[str | None, typer.Option("--account", metavar="ACCOUNT")] = None,
     staff: Annotated[str | None, typer.Option("--staff", metavar="HANDLE")] = None,
-    all_: Annotated[bool, typer.Option("--all", help="Include revoked and expired grants.")] = False,
+    live: Annotated[bool, typer.Option("--live", help="Only grants that give access now.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """List grants: holder, reason, who granted, from, until, and status."""
+    """List grants: holder, reason, who granted or approved, from, until, and live, expired or revoked."""
     from govern.services.access import list_grants
 
     emit_table(
-        list_grants(context(ctx), account=account, staff=staff, include_ended=all_),
+        list_grants(context(ctx), account=account, staff=staff, include_ended=not live),
         GRANT_COLUMNS,
         as_json=as_json,
     )
