@@ -5,7 +5,6 @@ import csv
 import io
 import json
 import re
-import shutil
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -52,7 +51,7 @@ def test_editing_any_column_of_an_event_is_caught(vault: Govern, column: str) ->
 
 
 @pytest.mark.tampers
-def test_deleting_inserting_and_reordering_are_caught(vault: Govern) -> None:
+def test_deleting_an_event_is_caught(vault: Govern) -> None:
     busy(vault)
     sql(vault.db, "DELETE FROM audit_event WHERE seq = 10")
     deleted = vault("audit", "verify")
@@ -349,4 +348,3 @@ def test_html_report(vault: Govern, tmp_path: Path) -> None:
     assert "Verified:" in html
     for secret in (CANARY_PASSWORD, CANARY_SEED):
         assert secret not in html
-    shutil.copy(out, tmp_path / "copy.html")
