@@ -8,7 +8,7 @@ from sqlmodel import col, select
 from audit.errors import ChainError
 from audit.stream import head
 from govern.context import Context, reading, vault_meta
-from govern.models import Account, Exposure, Grant, OffboardCase, Person, Review
+from govern.models import Account, Exposure, Grant, OffboardCase, Person
 from govern.services.common import grant_status, require_role
 
 
@@ -80,8 +80,7 @@ def build(ctx: Context) -> dict[str, Any]:
             "matrix": matrix,
             "rotation": rotation_rows,
             "cases": cases,
-            "reviews": [r for r in reviews if isinstance(r, dict)] if reviews else [],
-            "review_count": len(session.exec(select(Review)).all()),
+            "reviews": reviews,
         }
 
 
