@@ -6,6 +6,7 @@ event changed) proves the tail was truncated or rewritten.
 
 import base64
 import json
+from collections.abc import Callable
 from typing import Any
 
 from audit.chain import canonical_json
@@ -21,7 +22,9 @@ def checkpoint_message(body: dict[str, Any]) -> bytes:
     return _DOMAIN + canonical_json({k: body[k] for k in _FIELDS}).encode("utf-8")
 
 
-def make_checkpoint(*, vault_id: str, seq: int, head: str, ts: str, signer: str, key: str, sign: Any) -> dict[str, Any]:
+def make_checkpoint(
+    *, vault_id: str, seq: int, head: str, ts: str, signer: str, key: str, sign: Callable[[bytes], bytes]
+) -> dict[str, Any]:
     body: dict[str, Any] = {
         "format": CHECKPOINT_FORMAT,
         "v": 1,

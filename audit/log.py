@@ -6,7 +6,6 @@ PostgreSQL advisory lock) so that reading the head and appending are atomic.
 
 import base64
 import uuid
-from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -34,10 +33,6 @@ def format_ts(moment: datetime) -> str:
     if moment.tzinfo is None:
         raise ValueError("audit timestamps must be timezone-aware")
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def parse_ts(text: str) -> datetime:
-    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
 
 
 class AuditTransaction:
@@ -103,46 +98,3 @@ class AuditTransaction:
         record = replace(unsigned, signature=signature)
         self._session.add(AuditSeal(**record.__dict__))
         return record
-
-
-def to_record(row: AuditEvent) -> EventRecord:
-    return EventRecord(
-        seq=row.seq,
-        tx=row.tx,
-        ts=row.ts,
-        actor=row.actor,
-        action=row.action,
-        account=row.account,
-        subject=row.subject,
-        reason=row.reason,
-        data=row.data,
-        prev=row.prev,
-        hash=row.hash,
-    )
-
-
-def seal_to_record(row: AuditSeal) -> SealRecord:
-    return SealRecord(
-        tx=row.tx,
-        first_seq=row.first_seq,
-        last_seq=row.last_seq,
-        head=row.head,
-        signer=row.signer,
-        key=row.key,
-        ts=row.ts,
-        signature=row.signature,
-    )
-
-
-def iter_events(session: Session, batch: int = 5000) -> Iterator[EventRecord]:
-    """Stream every event in sequence order, a batch at a time."""
-    after = 0
-    while True:
-        rows = session.exec(
-            select(AuditEvent).where(AuditEvent.seq > after).order_by(col(AuditEvent.seq)).limit(batch)
-        ).all()
-        if not rows:
-            return
-        for row in rows:
-            yield to_record(row)
-        after = rows[-1].seq

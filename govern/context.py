@@ -88,10 +88,15 @@ def authenticate(session: Session, handle: str) -> Person:
     return person
 
 
-def active_key(session: Session, person: Person) -> PersonKey:
-    row = session.exec(
+def person_key(session: Session, person: Person) -> PersonKey | None:
+    """The person's active key pair, if they have enrolled."""
+    return session.exec(
         select(PersonKey).where(PersonKey.person_id == person.id, PersonKey.active == True)  # noqa: E712
     ).first()
+
+
+def active_key(session: Session, person: Person) -> PersonKey:
+    row = person_key(session, person)
     if row is None:
         raise AuthenticationFailed(f"{person.handle} has no keys: they must enrol first")
     return row
@@ -145,13 +150,13 @@ def acting(ctx: Context) -> Iterator[tuple[WriteTx, Unlocked]]:
             raise AuthenticationFailed(f"the keys of {person.handle} changed while unlocking: try again")
         unlocked.person, unlocked.key_row = person, key_row
         tx.signer = unlocked
+        from govern.custody import ensure_custodians
         from govern.services.expiry import expire_due
         from govern.services.rotation import destroy_expired_versions
-        from govern.services.staff import ensure_custodians
 
         tx.extras["expired"] = expire_due(tx)
-        tx.extras["destroyed"] = destroy_expired_versions(tx)
-        tx.extras["custodian_wraps"] = ensure_custodians(tx, unlocked)
+        destroy_expired_versions(tx)
+        ensure_custodians(tx, unlocked)
         yield tx, unlocked
 
 

@@ -9,8 +9,9 @@ from typing import TYPE_CHECKING
 
 from sqlmodel import Session, col, select
 
-from govern.context import Unlocked
+from govern.context import Unlocked, person_key, vault_meta
 from govern.errors import Denied, IntegrityFailure
+from govern.exposure import mark_exposed
 from govern.models import Account, CredentialVersion, DataKey, KeyWrap, Person, PersonKey, VaultMeta, WrapHistory
 from vault import IntegrityError, aad, new_data_key, open_sealed, seal, unwrap_key, wrap_key
 
@@ -34,12 +35,6 @@ def live_data_keys(session: Session, account: Account) -> list[DataKey]:
             .order_by(col(DataKey.id))
         ).all()
     )
-
-
-def person_key(session: Session, person: Person) -> PersonKey | None:
-    return session.exec(
-        select(PersonKey).where(PersonKey.person_id == person.id, PersonKey.active == True)  # noqa: E712
-    ).first()
 
 
 def add_wrap(
@@ -170,7 +165,7 @@ def recipients(session: Session, account: Account, now: datetime) -> list[tuple[
     for grant in session.exec(
         select(Grant).where(Grant.account_id == account.id, col(Grant.revoked_at).is_(None))
     ).all():
-        if grant.starts_at <= now and (grant.ends_at is None or grant.ends_at > now):
+        if grant.is_live(now):
             holder = session.get(Person, grant.person_id)
             if holder is not None and holder.status == "active" and holder.role != "auditor":
                 people[grant.person_id] = holder
@@ -243,3 +238,84 @@ def rekey(tx: "WriteTx", account: Account) -> tuple[DataKey, bytes]:
     data_key, secret = add_data_key(tx, account)
     retire_data_keys(tx, account, keep=data_key)
     return data_key, secret
+
+
+def ensure_custodians(tx: "WriteTx", me: Unlocked) -> int:
+    """Wrap every live data key to every enrolled admin that lacks one.
+
+    Only an admin who can open the keys can do this, so a new admin receives their
+    custodian wraps at the next write of any other admin (every write checks, cheaply).
+    Returns the wraps added.
+    """
+    if me.person.role != "admin":
+        return 0
+    session = tx.session
+    meta = vault_meta(session)
+    admins = [
+        (person, key)
+        for person in session.exec(select(Person).where(Person.role == "admin", Person.status == "active")).all()
+        if (key := person_key(session, person)) is not None
+    ]
+    # Fast path (runs on every admin write): one query per admin finds the live keys they lack.
+    lacking: set[int] = set()
+    for _person, key in admins:
+        has = select(KeyWrap.data_key_id).where(KeyWrap.recipient_fingerprint == key.fingerprint)
+        lacking.update(
+            k.account_id
+            for k in session.exec(
+                select(DataKey).where(col(DataKey.retired_at).is_(None), col(DataKey.id).not_in(has))
+            ).all()
+        )
+    if not lacking:
+        return 0
+    added = 0
+    for account in session.exec(select(Account).where(col(Account.id).in_(lacking)).order_by(col(Account.id))).all():
+        for data_key in live_data_keys(session, account):
+            missing = [(p, k) for p, k in admins if wrap_of(session, data_key, k.fingerprint) is None]
+            if not missing or wrap_of(session, data_key, me.key_fingerprint) is None:
+                continue
+            secret = open_data_key(session, meta, account, data_key, me)
+            for person, key in missing:
+                wrap_to_person(session, meta, account, data_key, secret, person, key, tx.now)
+                tx.audit.append(
+                    "key.wrapped",
+                    account=account.slug,
+                    subject=person.handle,
+                    data={"data_key": data_key.id, "recipient": key.fingerprint, "as": "custodian"},
+                )
+                added += 1
+    return added
+
+
+def drop_wraps(
+    tx: "WriteTx", person: Person, account: Account, reason: str, deadline: datetime | None = None
+) -> list[int]:
+    """Delete ``person``'s wraps of ``account``'s keys; mark what they may know as exposed.
+
+    Exposure is computed from every key ever wrapped to them, not only the wraps
+    deleted now. Returns the credential version numbers newly marked exposed.
+    """
+    session = tx.session
+    key_ids = [k.id for k in session.exec(select(DataKey).where(DataKey.account_id == account.id)).all()]
+    wraps = session.exec(
+        select(KeyWrap).where(col(KeyWrap.data_key_id).in_(key_ids), KeyWrap.person_id == person.id)
+    ).all()
+    removed = sorted({w.data_key_id for w in wraps})
+    pairs = sorted([w.data_key_id, w.recipient_fingerprint] for w in wraps)
+    for wrap in wraps:
+        remove_wrap(session, wrap, tx.now)
+    session.flush()
+    marked = mark_exposed(tx, account, person, reason, deadline)
+    if wraps or marked:
+        tx.audit.append(
+            "key.unwrapped",
+            account=account.slug,
+            subject=person.handle,
+            data={
+                "data_keys": removed,
+                "removed": pairs,
+                "exposed": marked,
+                "exposed_versions": sorted({m["version"] for m in marked}),
+            },
+        )
+    return sorted({m["version"] for m in marked})

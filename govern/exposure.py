@@ -77,6 +77,32 @@ def known_secrets(session: Session, account: Account, person: Person) -> list[tu
     return found
 
 
+def _open_exposure_of_value(
+    session: Session, account: Account, person: Person, kind: str, version: CredentialVersion
+) -> Exposure | None:
+    """An uncleared exposure of ``person`` to the same value as ``version`` holds for ``kind``.
+
+    Clearing happens whenever a kind's value changes, so every uncleared exposure of a kind
+    on a non-pending version is about the current value; a pending version's value is its own.
+    """
+    rows = session.exec(
+        select(Exposure, CredentialVersion).where(
+            Exposure.account_id == account.id,
+            Exposure.person_id == person.id,
+            Exposure.kind == kind,
+            col(Exposure.cleared_at).is_(None),
+            Exposure.version_id == CredentialVersion.id,
+        )
+    ).all()
+    for exposure, exposed_version in rows:
+        same_value = (
+            exposed_version.id == version.id if version.status == "pending" else exposed_version.status != "pending"
+        )
+        if same_value:
+            return exposure
+    return None
+
+
 def mark_exposed(
     tx: "WriteTx", account: Account, person: Person, reason: str, deadline: datetime | None = None
 ) -> list[dict[str, Any]]:
@@ -84,14 +110,7 @@ def mark_exposed(
     session = tx.session
     marked = []
     for kind, version in known_secrets(session, account, person):
-        existing = session.exec(
-            select(Exposure).where(
-                Exposure.version_id == version.id,
-                Exposure.person_id == person.id,
-                Exposure.kind == kind,
-                col(Exposure.cleared_at).is_(None),
-            )
-        ).first()
+        existing = _open_exposure_of_value(session, account, person, kind, version)
         if existing is not None:
             if deadline is not None and (existing.deadline is None or deadline < existing.deadline):
                 existing.deadline = deadline

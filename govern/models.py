@@ -208,6 +208,10 @@ class Grant(SQLModel, table=True):
     over_cap_reason: str | None = Field(default=None, max_length=1000)
     expired_at: datetime | None = _when(nullable=True)  # when the expiry was processed
 
+    def is_live(self, now: datetime) -> bool:
+        """Gives access at ``now``: started, not revoked, not past its end."""
+        return self.revoked_at is None and self.starts_at <= now and (self.ends_at is None or self.ends_at > now)
+
 
 class Exposure(SQLModel, table=True):
     """A secret (of one kind) known to someone who can no longer decrypt it.

@@ -9,7 +9,8 @@ from sqlmodel import Session, col, select
 
 from govern import validate
 from govern.casework import close_case_if_done
-from govern.context import Context, acting, authenticate, reading
+from govern.context import Context, Unlocked, acting, authenticate, reading
+from govern.custody import drop_wraps
 from govern.db import WriteTx
 from govern.errors import Conflict, Denied, InvalidInput, NotFound
 from govern.exposure import KINDS
@@ -27,7 +28,6 @@ from govern.models import (
 )
 from govern.services.access import revoke_grants
 from govern.services.common import get_person, require_role
-from govern.services.staff import drop_wraps
 from govern.timeutil import format_time
 from offboarding.plan import build_plan
 
@@ -318,7 +318,7 @@ def _reassign(tx: WriteTx, account: Account, leaver: Person, actor: str, case: O
     return {"owner": [leaver.handle, actor]}
 
 
-def _remove_access(tx: WriteTx, me: Any, case: OffboardCase, account: Account, leaver: Person) -> dict[str, Any]:
+def _remove_access(tx: WriteTx, me: Unlocked, case: OffboardCase, account: Account, leaver: Person) -> dict[str, Any]:
     session = tx.session
     reason = f"offboarded: {case.reason}"
     open_grants = session.exec(
@@ -328,8 +328,9 @@ def _remove_access(tx: WriteTx, me: Any, case: OffboardCase, account: Account, l
     ).all()
     revoked = [g.id for g in open_grants]
     if open_grants:
-        revoke_grants(tx, me, account, leaver, reason=reason)
-    # Wraps without a grant (an admin's custodian wraps) go too; exposure comes from the wrap history.
+        revoke_grants(tx, me, account, leaver, reason=reason, deadline=case.deadline)
+    # Wraps without a grant (an admin's custodian wraps) go too, and exposure comes from the wrap
+    # history even where no wrap is left (an account they left earlier): both need this call.
     drop_wraps(tx, leaver, account, reason, deadline=case.deadline)
     exposures = session.exec(
         select(Exposure).where(
@@ -337,10 +338,6 @@ def _remove_access(tx: WriteTx, me: Any, case: OffboardCase, account: Account, l
         )
     ).all()
     by_kind = {e.kind: e for e in exposures}
-    for exposure in exposures:
-        if exposure.deadline is None or exposure.deadline > case.deadline:
-            exposure.deadline = case.deadline
-            session.add(exposure)
     linked = []
     for follow_up in session.exec(
         select(OffboardStep).where(

@@ -140,14 +140,14 @@ def test_concurrent_writers_keep_the_chain_whole(db_url: str, tmp_path: Path) ->
     from sqlmodel import Session, select
 
     from audit.chain import verify_chain
-    from audit.log import iter_events, seal_to_record
     from audit.models import AuditSeal
+    from audit.stream import SealCursor, stream_events
 
     engine = create_engine(db_url)
     try:
         with Session(engine) as session:
-            seals = {s.tx: seal_to_record(s) for s in session.exec(select(AuditSeal)).all()}
-            head = verify_chain(iter_events(session), seals)
+            head = verify_chain(stream_events(session), SealCursor(session))
+            seals = session.exec(select(AuditSeal)).all()
     finally:
         engine.dispose()
     assert head.transactions == len(seals) == 1 + 6

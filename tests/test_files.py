@@ -34,12 +34,22 @@ def test_modes_under_a_permissive_umask(sqlite_govern: Govern, tmp_path: Path, o
     assert mode(db) == 0o600
     assert mode(recovery) == 0o600
     assert recovery.read_text().startswith("GOVERN-RECOVERY-1-")
-    for suffix in ("-wal", "-shm"):
-        side = Path(f"{db}{suffix}")
-        if side.exists():
+    # The WAL and SHM files exist while a connection is open; SQLite gives them the
+    # database file's mode, which is what keeps them 0600 under any umask.
+    import sqlite3
+
+    reader = sqlite3.connect(db)
+    try:
+        reader.execute("SELECT COUNT(*) FROM person").fetchone()
+        for suffix in ("-wal", "-shm"):
+            side = Path(f"{db}{suffix}")
+            assert side.exists(), suffix
             assert mode(side) == 0o600, suffix
-    report = sqlite_govern("doctor", "--json").json()
-    assert not [p for p in report["problems"] if "expected 06" in p or "expected 07" in p]
+        report = sqlite_govern("doctor", "--json").json()
+        assert not [p for p in report["problems"] if "expected 06" in p or "expected 07" in p]
+        assert {Path(name).name for name in report["files"]} >= {"vault.db-wal", "vault.db-shm"}
+    finally:
+        reader.close()
 
 
 def test_doctor_flags_loose_modes(sqlite_govern: Govern) -> None:

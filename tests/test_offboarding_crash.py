@@ -17,11 +17,10 @@ import pytest
 from conftest import FAST_KDF, Govern, passphrase_of
 from pg import Cluster
 from sqlalchemy import create_engine, text
-from sqlmodel import Session, select
+from sqlmodel import Session
 
 from audit.chain import verify_chain
-from audit.log import iter_events, seal_to_record
-from audit.models import AuditSeal
+from audit.stream import SealCursor, stream_events
 
 pytestmark = pytest.mark.e2e
 GOVERN = Path(sys.executable).with_name("govern")
@@ -103,8 +102,7 @@ def snapshot(db_url: str) -> dict[str, Any]:
                 ),
             }
         with Session(engine) as session:
-            seals = {s.tx: seal_to_record(s) for s in session.exec(select(AuditSeal)).all()}
-            verify_chain(iter_events(session), seals)
+            verify_chain(stream_events(session), SealCursor(session))
     finally:
         engine.dispose()
     return state

@@ -106,7 +106,9 @@ def doctor(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     report = run(context(ctx))
     emit_record(report, as_json=as_json)
     if report["problems"]:
-        raise typer.Exit(7)
+        from govern.errors import CheckFailed
+
+        raise CheckFailed(f"{len(report['problems'])} problem(s) found: {report['problems'][0]}")
 
 
 @app.command()

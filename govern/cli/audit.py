@@ -1,8 +1,9 @@
 """``govern audit``: read, verify, checkpoint, question and export the tamper-evident log."""
 
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Any
+from typing import IO, Annotated, Any
 
 import typer
 
@@ -76,11 +77,9 @@ def verify(
     for finding in result["findings"]:
         print(f"govern: not explained by the log: {finding}", file=sys.stderr)
     if result["findings"]:
-        print(
-            f"govern: error: {len(result['findings'])} row(s) of the tables are not explained by the log",
-            file=sys.stderr,
-        )
-        raise typer.Exit(6)
+        from govern.errors import IntegrityFailure
+
+        raise IntegrityFailure(f"{len(result['findings'])} row(s) of the tables are not explained by the log")
     notice(f"verified {result['events']} events in {result['transactions']} signed transactions")
 
 
@@ -185,7 +184,7 @@ def export(
         notice(f"exported {total} event(s) as {fmt} to {out}")
 
 
-def _write(lines: Any, target: Any, total: int) -> None:
+def _write(lines: Iterator[str], target: IO[str], total: int) -> None:
     if total < 20000 or not sys.stderr.isatty():
         for line in lines:
             target.write(line + "\n")

@@ -1,7 +1,6 @@
 """Shared CLI plumbing: global options, the context, and output to stdout/stderr."""
 
 import json
-import os
 import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -161,7 +160,3 @@ def parse_time_option(value: str | None) -> "datetime | None":
     from govern.timeutil import parse_time
 
     return parse_time(value)
-
-
-def no_color() -> bool:
-    return "NO_COLOR" in os.environ

@@ -101,8 +101,9 @@ def status(
         emit_table(cases, CASE_COLUMNS, as_json=False)
     overdue = sum(c["overdue_steps"] for c in cases)
     if check and overdue:
-        notice(f"{overdue} offboarding step(s) past their deadline")
-        raise typer.Exit(7)
+        from govern.errors import CheckFailed
+
+        raise CheckFailed(f"{overdue} offboarding step(s) past their deadline")
 
 
 @app.command("done")

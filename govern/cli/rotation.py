@@ -28,16 +28,18 @@ def status(
     shown = [{**row, "exposed_to": sorted({f"{e['handle']}({e['kind']})" for e in row["exposed_to"]})} for row in rows]
     emit_table(rows if as_json else shown, STATUS_COLUMNS, as_json=as_json)
     if check:
+        from govern.errors import CheckFailed
         from govern.services.rotation import overdue_followups
 
         problems = needs_attention(rows)
         late = overdue_followups(context(ctx))
+        found = []
         if problems:
-            notice(f"{len(problems)} account(s) overdue or exposed: {', '.join(r['account'] for r in problems)}")
+            found.append(f"{len(problems)} account(s) overdue or exposed: {', '.join(r['account'] for r in problems)}")
         if late:
-            notice(f"{late} offboarding step(s) past their deadline: see 'govern offboard status'")
-        if problems or late:
-            raise typer.Exit(7)
+            found.append(f"{late} offboarding step(s) past their deadline (see 'govern offboard status')")
+        if found:
+            raise CheckFailed("; ".join(found))
 
 
 @app.command("start")

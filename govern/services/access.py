@@ -9,14 +9,13 @@ from sqlmodel import Session, col, select
 
 from audit.log import format_ts
 from govern import validate
-from govern.context import Context, Unlocked, acting, reading, vault_meta
-from govern.custody import live_data_keys, open_data_key, person_key, wrap_of, wrap_to_person
+from govern.context import Context, Unlocked, acting, person_key, reading, vault_meta
+from govern.custody import drop_wraps, ensure_custodians, live_data_keys, open_data_key, wrap_of, wrap_to_person
 from govern.db import WriteTx
 from govern.errors import Conflict, Denied, NotFound
 from govern.models import (
     AccessRequest,
     Account,
-    CredentialVersion,
     Grant,
     KnowledgeRecord,
     Person,
@@ -24,12 +23,11 @@ from govern.models import (
     Policy,
     PolicyAck,
 )
-from govern.services.common import get_account, get_person, grant_status, live_grant, require_role
-from govern.services.staff import drop_wraps, ensure_custodians
+from govern.services.common import current_version, get_account, get_person, grant_status, live_grant, require_role
 from govern.timeutil import format_time
 
 
-def grant_view(grant: Grant, account: Account, person: Person, now: Any) -> dict[str, Any]:
+def grant_view(grant: Grant, account: Account, person: Person, now: datetime) -> dict[str, Any]:
     return {
         "id": grant.id,
         "account": account.slug,
@@ -190,8 +188,13 @@ def grant_access(
     return view
 
 
-def revoke_grants(tx: WriteTx, me: Unlocked, account: Account, person: Person, *, reason: str) -> list[int]:
-    """Revoke every open grant of ``person`` on ``account``; return the versions now exposed."""
+def revoke_grants(
+    tx: WriteTx, me: Unlocked, account: Account, person: Person, *, reason: str, deadline: datetime | None = None
+) -> list[int]:
+    """Revoke every open grant of ``person`` on ``account``; return the versions now exposed.
+
+    ``deadline`` is when what they may know must be rotated by (offboarding sets one).
+    """
     session = tx.session
     grants = session.exec(
         select(Grant).where(
@@ -207,7 +210,7 @@ def revoke_grants(tx: WriteTx, me: Unlocked, account: Account, person: Person, *
         session.add(grant)
     exposed: list[int] = []
     if person.role != "admin":
-        exposed = drop_wraps(tx, person, account, f"access revoked: {reason}")
+        exposed = drop_wraps(tx, person, account, f"access revoked: {reason}", deadline)
     tx.audit.append(
         "access.revoked",
         account=account.slug,
@@ -261,11 +264,7 @@ def record_knowledge(ctx: Context, slug: str, handle: str, *, reason: str) -> di
         session = tx.session
         account = get_account(session, slug)
         person = get_person(session, handle)
-        version = session.exec(
-            select(CredentialVersion).where(
-                CredentialVersion.account_id == account.id, CredentialVersion.status == "current"
-            )
-        ).first()
+        version = current_version(session, account)
         if version is None:
             raise NotFound(f"{slug} has no password stored yet: there is nothing to know")
         assert account.id is not None

@@ -9,8 +9,8 @@ from govern import validate
 from govern.context import Context, acting, reading
 from govern.custody import live_data_keys, rekey
 from govern.errors import Conflict, Denied, InvalidInput
-from govern.models import Account, CredentialVersion, Grant, Person
-from govern.services.common import get_account, get_person, grant_status, require_role
+from govern.models import Account, Grant, Person
+from govern.services.common import current_version, get_account, get_person, grant_status, require_role
 from govern.timeutil import format_duration, format_time
 
 DEFAULT_MAX_HOLDERS = 3
@@ -18,11 +18,7 @@ DEFAULT_MAX_HOLDERS = 3
 
 def account_view(session: Session, account: Account) -> dict[str, Any]:
     owner = session.get(Person, account.owner_id) if account.owner_id is not None else None
-    current = session.exec(
-        select(CredentialVersion).where(
-            CredentialVersion.account_id == account.id, CredentialVersion.status == "current"
-        )
-    ).first()
+    current = current_version(session, account)
     return {
         "account": account.slug,
         "platform": account.platform,

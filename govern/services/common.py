@@ -6,7 +6,7 @@ from datetime import datetime
 from sqlmodel import Session, col, select
 
 from govern.errors import Denied, NotFound
-from govern.models import Account, Grant, Person
+from govern.models import Account, CredentialVersion, Grant, Person
 
 
 def get_person(session: Session, handle: str) -> Person:
@@ -21,6 +21,14 @@ def get_account(session: Session, slug: str) -> Account:
     if account is None:
         raise NotFound(f"no account {slug!r}: see 'govern account list'")
     return account
+
+
+def current_version(session: Session, account: Account) -> CredentialVersion | None:
+    return session.exec(
+        select(CredentialVersion).where(
+            CredentialVersion.account_id == account.id, CredentialVersion.status == "current"
+        )
+    ).first()
 
 
 def require_role(person: Person, roles: Sequence[str], doing: str) -> None:
@@ -38,18 +46,13 @@ def live_grant(session: Session, account: Account, person: Person, now: datetime
             col(Grant.revoked_at).is_(None),
         )
     ).all()
-    for grant in grants:
-        if grant.starts_at <= now and (grant.ends_at is None or grant.ends_at > now):
-            return grant
-    return None
+    return next((grant for grant in grants if grant.is_live(now)), None)
 
 
 def grant_status(grant: Grant, now: datetime) -> str:
     if grant.revoked_at is not None:
         return "revoked"
-    if grant.ends_at is not None and grant.ends_at <= now:
-        return "expired"
-    return "live"
+    return "live" if grant.is_live(now) else "expired"
 
 
 def handles_by_id(session: Session) -> dict[int, str]:

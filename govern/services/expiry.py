@@ -9,10 +9,10 @@ from typing import TYPE_CHECKING, Any
 
 from sqlmodel import col, select
 
+from govern.custody import drop_wraps
 from govern.db import WriteTx
 from govern.models import Account, Grant, Person
 from govern.services.common import live_grant
-from govern.services.staff import drop_wraps
 from govern.timeutil import format_time
 
 if TYPE_CHECKING:

@@ -75,7 +75,6 @@ class Projection:
     admin_periods: dict[str, list[tuple[str, str | None]]] = field(default_factory=dict)
     versions: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     findings: list[str] = field(default_factory=list)
-    last_ts: str = ""
     init_tx: str | None = None
     recovery_tx: str | None = None
     recovery_ed25519: bytes | None = None
@@ -85,7 +84,6 @@ class Projection:
     # -- replay ---------------------------------------------------------------------------
 
     def apply(self, event: EventRecord) -> None:
-        self.last_ts = event.ts
         handler = getattr(self, "_on_" + event.action.replace(".", "_"), None)
         if handler is None and event.action != "access.granted":
             # Most events (reveals above all) change nothing the tables hold: only the

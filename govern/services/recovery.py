@@ -17,8 +17,9 @@ from audit.chain import canonical_json
 from govern import validate
 from govern.context import Context, Unlocked, vault_meta
 from govern.custody import wrap_aad, wrap_to_person
+from govern.db import WriteTx
 from govern.errors import AuthenticationFailed, Conflict, IntegrityFailure
-from govern.models import Account, CredentialVersion, DataKey, KeyWrap, Person, PersonKey
+from govern.models import Account, CredentialVersion, DataKey, KeyWrap, Person, PersonKey, VaultMeta
 from govern.services.vaultinit import creation_kdf_params, public_keys_event
 from vault import IntegrityError, PersonKeys, RecoveryKey, unwrap_key
 
@@ -91,7 +92,7 @@ def recover(ctx: Context, recovery_text: str, *, admin: str, name: str, email: s
     return {"admin": admin, "key_fingerprint": keys.public.fingerprint, "data_keys": recovered}
 
 
-def _wrap_everything(tx: Any, meta: Any, recovery: RecoveryKey, person: Person, key: PersonKey) -> int:
+def _wrap_everything(tx: WriteTx, meta: VaultMeta, recovery: RecoveryKey, person: Person, key: PersonKey) -> int:
     """Wrap to the new admin every data key that still protects something: live keys and
     the keys of versions still retained."""
     session = tx.session

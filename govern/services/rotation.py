@@ -20,9 +20,8 @@ from govern.errors import Conflict, NotFound
 from govern.exposure import clear_exposures, open_exposures
 from govern.models import Account, CredentialVersion, DataKey, KeyWrap, Rotation, SealedField
 from govern.platforms import DUE_SOON_WINDOW, generate_password, rules_for
-from govern.services.common import get_account, handles_by_id
+from govern.services.common import current_version, get_account, handles_by_id
 from govern.services.secrets import (
-    current_version,
     may_decrypt,
     open_values,
     pending_rotation,

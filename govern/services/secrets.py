@@ -17,7 +17,7 @@ from govern.db import WriteTx
 from govern.errors import Conflict, Denied, InvalidInput, NotFound
 from govern.exposure import FIELD_KIND, clear_exposures
 from govern.models import Account, CredentialVersion, DataKey, Exposure, Rotation, SealedField
-from govern.services.common import get_account, handles_by_id, live_grant
+from govern.services.common import current_version, get_account, handles_by_id, live_grant
 from govern.timeutil import format_time
 from govern.totp import TotpCode, code_at, validate_uri
 
@@ -34,14 +34,6 @@ class Reveal:
     field: str
     value: str
     warnings: list[str]
-
-
-def current_version(session: Session, account: Account) -> CredentialVersion | None:
-    return session.exec(
-        select(CredentialVersion).where(
-            CredentialVersion.account_id == account.id, CredentialVersion.status == "current"
-        )
-    ).first()
 
 
 def pending_rotation(session: Session, account: Account) -> Rotation | None:

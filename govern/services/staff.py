@@ -4,18 +4,17 @@ import base64
 import hashlib
 import hmac
 import secrets
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from sqlmodel import Session, col, select
 
 from govern import validate
-from govern.context import Context, Unlocked, acting, reading, vault_meta
-from govern.custody import live_data_keys, open_data_key, person_key, remove_wrap, wrap_of, wrap_to_person
+from govern.context import Context, Unlocked, acting, person_key, reading
+from govern.custody import drop_wraps, ensure_custodians
 from govern.db import WriteTx
 from govern.errors import AuthenticationFailed, Conflict, Denied
-from govern.exposure import mark_exposed
-from govern.models import Account, DataKey, Enrolment, Grant, KeyWrap, Person, PersonKey
+from govern.models import Account, Enrolment, Grant, Person, PersonKey
 from govern.services.common import get_person, live_grant, require_role
 from govern.services.vaultinit import creation_kdf_params, public_keys_event
 from govern.timeutil import format_time
@@ -187,87 +186,6 @@ def show_person(ctx: Context, handle: str) -> dict[str, Any]:
         return view
 
 
-def ensure_custodians(tx: WriteTx, me: Unlocked) -> int:
-    """Wrap every live data key to every enrolled admin that lacks one.
-
-    Only an admin who can open the keys can do this, so a new admin receives their
-    custodian wraps at the next write of any other admin (every write checks, cheaply).
-    Returns the wraps added.
-    """
-    if me.person.role != "admin":
-        return 0
-    session = tx.session
-    meta = vault_meta(session)
-    admins = [
-        (person, key)
-        for person in session.exec(select(Person).where(Person.role == "admin", Person.status == "active")).all()
-        if (key := person_key(session, person)) is not None
-    ]
-    # Fast path (runs on every admin write): one query per admin finds the live keys they lack.
-    lacking: set[int] = set()
-    for _person, key in admins:
-        has = select(KeyWrap.data_key_id).where(KeyWrap.recipient_fingerprint == key.fingerprint)
-        lacking.update(
-            k.account_id
-            for k in session.exec(
-                select(DataKey).where(col(DataKey.retired_at).is_(None), col(DataKey.id).not_in(has))
-            ).all()
-        )
-    if not lacking:
-        return 0
-    added = 0
-    for account in session.exec(select(Account).where(col(Account.id).in_(lacking)).order_by(col(Account.id))).all():
-        for data_key in live_data_keys(session, account):
-            missing = [(p, k) for p, k in admins if wrap_of(session, data_key, k.fingerprint) is None]
-            if not missing or wrap_of(session, data_key, me.key_fingerprint) is None:
-                continue
-            secret = open_data_key(session, meta, account, data_key, me)
-            for person, key in missing:
-                wrap_to_person(session, meta, account, data_key, secret, person, key, tx.now)
-                tx.audit.append(
-                    "key.wrapped",
-                    account=account.slug,
-                    subject=person.handle,
-                    data={"data_key": data_key.id, "recipient": key.fingerprint, "as": "custodian"},
-                )
-                added += 1
-    return added
-
-
-def drop_wraps(
-    tx: WriteTx, person: Person, account: Account, reason: str, deadline: datetime | None = None
-) -> list[int]:
-    """Delete ``person``'s wraps of ``account``'s keys; mark what they may know as exposed.
-
-    Exposure is computed from every key ever wrapped to them, not only the wraps
-    deleted now. Returns the credential version numbers newly marked exposed.
-    """
-    session = tx.session
-    key_ids = [k.id for k in session.exec(select(DataKey).where(DataKey.account_id == account.id)).all()]
-    wraps = session.exec(
-        select(KeyWrap).where(col(KeyWrap.data_key_id).in_(key_ids), KeyWrap.person_id == person.id)
-    ).all()
-    removed = sorted({w.data_key_id for w in wraps})
-    pairs = sorted([w.data_key_id, w.recipient_fingerprint] for w in wraps)
-    for wrap in wraps:
-        remove_wrap(session, wrap, tx.now)
-    session.flush()
-    marked = mark_exposed(tx, account, person, reason, deadline)
-    if wraps or marked:
-        tx.audit.append(
-            "key.unwrapped",
-            account=account.slug,
-            subject=person.handle,
-            data={
-                "data_keys": removed,
-                "removed": pairs,
-                "exposed": marked,
-                "exposed_versions": sorted({m["version"] for m in marked}),
-            },
-        )
-    return sorted({m["version"] for m in marked})
-
-
 def set_role(ctx: Context, handle: str, role: str) -> dict[str, Any]:
     handle = validate.handle(handle)
     role = validate.role(role)
@@ -284,11 +202,7 @@ def set_role(ctx: Context, handle: str, role: str) -> dict[str, Any]:
             if len(admins) <= 1:
                 raise Denied(f"{handle} is the last active admin; make someone else admin first")
         live = [
-            g
-            for g in tx.session.exec(
-                select(Grant).where(Grant.person_id == person.id, col(Grant.revoked_at).is_(None))
-            ).all()
-            if g.ends_at is None or g.ends_at > tx.now
+            g for g in tx.session.exec(select(Grant).where(Grant.person_id == person.id)).all() if g.is_live(tx.now)
         ]
         if role == "auditor" and live:
             raise Denied(f"{handle} holds {len(live)} grant(s); auditors never decrypt, so revoke them first")

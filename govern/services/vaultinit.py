@@ -11,7 +11,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import select
 
 from govern import validate
-from govern.context import Context, Unlocked, active_key, authenticate, vault_meta
+from govern.context import Context, Unlocked, active_key, authenticate, person_key, vault_meta
 from govern.db import Store, WriteTx, check_schema, current_revision, make_engine, redact, sqlite_path
 from govern.errors import Conflict, InvalidInput, NotFound
 from govern.migrations import HEAD_REVISION
@@ -285,16 +285,11 @@ def _diagnose(ctx: Context, engine: Engine) -> dict[str, Any]:
             report["people"] = len(session.exec(select(Person)).all())
             report["accounts"] = len(session.exec(select(Account)).all())
             me = session.exec(select(Person).where(Person.handle == ctx.actor)).first()
-            if me is not None:
-                key = session.exec(
-                    select(PersonKey).where(PersonKey.person_id == me.id, PersonKey.active == True)  # noqa: E712
-                ).first()
-                if key is not None:
-                    params = SealedKeyBlob.parse(key.sealed_private).params
-                    report["your_kdf"] = str(params)
-                    if params.memory_kib < DEFAULT_PARAMS.memory_kib or params.iterations < DEFAULT_PARAMS.iterations:
-                        problems.append(
-                            f"your key blob uses Argon2id {params}, weaker than the default {DEFAULT_PARAMS}"
-                        )
+            key = None if me is None else person_key(session, me)
+            if key is not None:
+                params = SealedKeyBlob.parse(key.sealed_private).params
+                report["your_kdf"] = str(params)
+                if params.memory_kib < DEFAULT_PARAMS.memory_kib or params.iterations < DEFAULT_PARAMS.iterations:
+                    problems.append(f"your key blob uses Argon2id {params}, weaker than the default {DEFAULT_PARAMS}")
     report["problems"] = problems
     return report
