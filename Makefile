@@ -41,8 +41,10 @@ lint: $(VENV)/.installed-dev
 typecheck: $(VENV)/.installed-dev
 	$(BIN)/mypy
 
+## pytest: the suite in parallel (pytest-xdist; PYTEST_WORKERS=0 runs it in one process)
+PYTEST_WORKERS ?= auto
 pytest: $(VENV)/.installed-dev
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(PYTEST_WORKERS)
 
 ## pg-deps: PostgreSQL server binaries for the test cluster (installed with apt when missing)
 pg-deps:

@@ -1,22 +1,32 @@
 """Property: ``audit who-had`` is right at every instant of a generated history, compared
-with a simple reference model that replays the same operations."""
+with a simple reference model that replays the same operations.
 
+Everything runs on an injected, fixed clock (the template vault too, built through the
+services rather than the CLI, which reads the wall clock), so the property means the same
+on any calendar date.
+"""
+
+import os
 import shutil
+import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from conftest import Govern
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_governance_property import KnownPassphrase
 
 from govern.context import Context
 from govern.errors import GovernError
-from govern.services import access, auditing, staff
+from govern.services import access, accounts, auditing, staff, vaultinit
 
 PEOPLE = ["m1", "m2", "m3"]
+# The template vault is made at TEMPLATE_AT; every example's history starts at START.
+TEMPLATE_AT = datetime(2026, 11, 27, 8, 0, tzinfo=UTC)
+START = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
 
 
 @dataclass
@@ -35,18 +45,48 @@ class Reference:
         return people | {h for h, iv in self.admin.items() if self._open(iv, at)}
 
 
+def _context(db: str, handle: str, clock: Callable[[], datetime]) -> Context:
+    return Context(db_url=db, actor=handle, passphrase=KnownPassphrase(handle), clock=clock)
+
+
+def _build_template(db: str) -> None:
+    """alice (admin, from TEMPLATE_AT), enrolled members m1..m3 and the account x-acme."""
+
+    def clock() -> datetime:
+        return TEMPLATE_AT
+
+    admin = _context(db, "alice", clock)
+    try:
+        vaultinit.init_vault(admin, org="Acme", admin="alice", name="Alice Admin", email=None, recovery_file=None)
+        for handle in PEOPLE:
+            added = staff.add_person(admin, handle, name=handle.title(), email=None, team=None, role="member")
+            member = _context(db, handle, clock)
+            try:
+                staff.enroll(member, handle, str(added["enrolment_code"]))
+            finally:
+                member.close()
+        accounts.add_account(
+            admin, "x-acme", platform="x", handle="@acme", team=None, owner=None, rotate_every=None, max_holders=10
+        )
+    finally:
+        admin.close()
+
+
 @pytest.fixture(scope="module")
 def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    db = tmp_path_factory.mktemp("who-had") / "vault.db"
+    folder = tmp_path_factory.mktemp("who-had")
+    db = folder / "vault.db"
+    # Module-scoped, so built before the function-scoped ``isolated_env``: isolate it here.
     patch = pytest.MonkeyPatch()
     try:
+        for name in list(os.environ):
+            if name.startswith("GOVERN_"):
+                patch.delenv(name)
+        patch.setenv("HOME", str(folder / "home"))
+        patch.setenv("GOVERN_HOME", str(folder / "govern-home"))
         patch.setenv("GOVERN_KDF", "m=19456,t=2,p=1")
         patch.setenv("GOVERN_CACHE_TTL", "0")
-        g = Govern(f"sqlite:///{db}", patch)
-        g.init()
-        for handle in PEOPLE:
-            g.enrol(handle)
-        g.ok("account", "add", "x-acme", "--platform", "x", "--handle", "@acme", "--max-holders", "10")
+        _build_template(f"sqlite:///{db}")
     finally:
         patch.undo()
     return db
@@ -63,13 +103,13 @@ operation = st.one_of(
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(ops=st.lists(operation, min_size=1, max_size=16))
 def test_who_had_matches_the_reference_model(template: Path, tmp_path: Path, ops: list[tuple[object, ...]]) -> None:
-    folder = tmp_path / f"ex-{abs(hash(tuple(map(str, ops))))}"
-    folder.mkdir()
+    # A fresh folder per example: Hypothesis replays and shrinks examples within one tmp_path.
+    folder = Path(tempfile.mkdtemp(prefix="ex-", dir=tmp_path))
     shutil.copy(template, folder / "vault.db")
     db = f"sqlite:///{folder / 'vault.db'}"
-    now = [datetime(2026, 11, 27, 9, 0, tzinfo=UTC)]
-    ctx = Context(db_url=db, actor="alice", passphrase=KnownPassphrase("alice"), clock=lambda: now[0])
-    reference = Reference(admin={"alice": [[datetime(2026, 1, 1, tzinfo=UTC), None]]})
+    now = [START]
+    ctx = _context(db, "alice", lambda: now[0])
+    reference = Reference(admin={"alice": [[TEMPLATE_AT, None]]})
     roles = dict.fromkeys(PEOPLE, "member")
     instants: list[datetime] = []
     try:
@@ -103,8 +143,10 @@ def test_who_had_matches_the_reference_model(template: Path, tmp_path: Path, ops
                 pass
             instants += [at - timedelta(microseconds=1), at, at + timedelta(microseconds=1)]
         instants.append(now[0] + timedelta(hours=5))
+        instants.append(TEMPLATE_AT - timedelta(microseconds=1))
         for instant in instants:
             answer = auditing.who_had(ctx, "x-acme", instant)
             assert {p["handle"] for p in answer["people"]} == reference.who(instant), instant
     finally:
         ctx.close()
+        shutil.rmtree(folder, ignore_errors=True)
