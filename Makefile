@@ -37,6 +37,7 @@ browser-deps:
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 typecheck: $(VENV)/.installed-dev
 	$(BIN)/mypy
@@ -57,6 +58,7 @@ bench: $(VENV)/.installed-dev
 	$(BIN)/python bench/unlock.py
 	$(BIN)/python bench/offboard.py --grants 500
 	$(BIN)/python bench/audit_log.py --events 1000000 --sizes 100000,300000
+	$(BIN)/python bench/trust.py --events 200000 --profile-events 0
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis *.egg-info

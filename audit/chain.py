@@ -8,13 +8,16 @@ import base64
 import hashlib
 import json
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from audit.errors import ChainError
 from vault import IntegrityError, verify_signature
+
+if TYPE_CHECKING:
+    from audit.state import LogState
 
 CHAIN_VERSION = 1
 _encode = json.encoder.encode_basestring  # what json.dumps(ensure_ascii=False) uses for str
@@ -173,13 +176,18 @@ def seal_message(*, tx: str, first_seq: int, last_seq: int, head: str, signer: s
 
 @dataclass(frozen=True)
 class VerifiedHead:
-    """What a successful verification saw."""
+    """What a successful verification saw, and the state the log proves at its head."""
 
     events: int
     transactions: int
     last_seq: int
     head: str
-    keys: dict[str, tuple[str, bytes]]
+    state: "LogState"
+
+    @property
+    def keys(self) -> dict[str, tuple[str, bytes]]:
+        """``fingerprint -> (owner, ed25519)`` of every key the verified log introduced."""
+        return {fp: (key.owner, key.ed25519) for fp, key in self.state.keys.items()}
 
 
 def _group_by_tx(events: Iterable[EventRecord]) -> Iterator[list[EventRecord]]:
@@ -191,24 +199,6 @@ def _group_by_tx(events: Iterable[EventRecord]) -> Iterator[list[EventRecord]]:
         group.append(event)
     if group:
         yield group
-
-
-def _learn_keys(event: EventRecord, keys: dict[str, tuple[str, bytes]]) -> None:
-    """Record public keys an event introduces: ``fingerprint -> (owner, ed25519)``."""
-    if '"public_keys"' not in event.data:
-        return
-    try:
-        data = event.data_object()
-    except ValueError:
-        raise ChainError("event data is not valid JSON", event.seq) from None
-    public = data.get("public_keys")
-    if public is None:
-        return
-    try:
-        owner = event.subject or event.actor
-        keys[str(public["fingerprint"])] = (owner, base64.b64decode(public["ed25519"], validate=True))
-    except (KeyError, TypeError, ValueError):
-        raise ChainError("event carries malformed public keys", event.seq) from None
 
 
 class SealLookup(Protocol):
@@ -281,21 +271,25 @@ def verify_chain(
     events: Iterable[EventRecord],
     seals: SealLookup,
     *,
-    start_prev: str = GENESIS_HASH,
-    start_seq: int = 1,
-    keys: dict[str, tuple[str, bytes]] | None = None,
+    state: "LogState | None" = None,
+    progress: Callable[[int], None] | None = None,
 ) -> VerifiedHead:
-    """Verify hash links, sequence numbers and every transaction's signed seal.
+    """Verify hash links, sequence numbers, every seal's signature and the rules of the log.
 
-    ``events`` must be in ascending ``seq`` order. Public keys are learned from
-    the log itself (events whose data carries ``public_keys``), so the log needs
-    nothing from the tables to verify. Raises :class:`ChainError` naming the
-    first bad event. Memory stays flat: one transaction is held at a time, and
-    signatures are checked by worker threads a bounded number of batches behind.
+    ``events`` must be in ascending ``seq`` order, starting right after ``state``'s head
+    (a fresh state: from the genesis). Public keys come only from the verified state,
+    never from the tables, and each transaction is replayed into ``state`` under the
+    rules of :mod:`audit.state`. Raises :class:`ChainError` naming the first bad event;
+    ``state`` is then left half-updated and must be discarded. Memory stays flat: one
+    transaction is held at a time, and signatures are checked by worker threads a
+    bounded number of batches behind.
     """
+    from audit.state import LogState
+
+    state = LogState() if state is None else state
     checks = _SignatureChecks()
     try:
-        result = _verify(events, seals, start_prev, start_seq, {} if keys is None else keys, checks)
+        result = _verify(events, seals, state, checks, progress)
     except ChainError as error:
         try:
             checks.finish()  # an earlier bad signature is the first bad event
@@ -310,13 +304,12 @@ def verify_chain(
 def _verify(
     events: Iterable[EventRecord],
     seals: SealLookup,
-    start_prev: str,
-    start_seq: int,
-    keys: dict[str, tuple[str, bytes]],
+    state: "LogState",
     checks: _SignatureChecks,
+    progress: Callable[[int], None] | None,
 ) -> VerifiedHead:
-    prev = start_prev
-    expected_seq = start_seq
+    prev = state.head
+    expected_seq = state.seq + 1
     count = 0
     transactions = 0
     for group in _group_by_tx(events):
@@ -330,7 +323,6 @@ def _verify(
                 raise ChainError("previous-hash link does not match", event.seq)
             if event.computed_hash() != event.hash:
                 raise ChainError("event hash does not match its contents", event.seq)
-            _learn_keys(event, keys)
             prev = event.hash
             expected_seq += 1
             count += 1
@@ -340,15 +332,15 @@ def _verify(
             raise ChainError("transaction has no signed seal", first.seq)
         if seal.last_seq > last.seq and seal.first_seq == first.seq:
             raise ChainError("event missing: its transaction's seal covers it", last.seq + 1)
-        if (seal.first_seq, seal.last_seq, seal.head) != (first.seq, last.seq, last.hash):
+        if (seal.first_seq, seal.last_seq, seal.head, seal.tx) != (first.seq, last.seq, last.hash, first.tx):
             raise ChainError("transaction seal does not cover its events", first.seq)
-        owner_key = keys.get(seal.key)
-        if owner_key is None or owner_key[0] != seal.signer:
-            raise ChainError(f"seal is signed by unknown key {seal.key} of {seal.signer}", first.seq)
+        public = state.apply_transaction(group, seal)
         try:
             signature = base64.b64decode(seal.signature, validate=True)
         except ValueError:
             raise ChainError("transaction signature does not verify", first.seq) from None
-        checks.add(first.seq, owner_key[1], seal.message(), signature)
+        checks.add(first.seq, public, seal.message(), signature)
         transactions += 1
-    return VerifiedHead(events=count, transactions=transactions, last_seq=expected_seq - 1, head=prev, keys=keys)
+        if progress is not None:
+            progress(len(group))
+    return VerifiedHead(events=count, transactions=transactions, last_seq=expected_seq - 1, head=prev, state=state)

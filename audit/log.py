@@ -6,6 +6,7 @@ PostgreSQL advisory lock) so that reading the head and appending are atomic.
 
 import base64
 import uuid
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -48,6 +49,8 @@ class AuditTransaction:
         self._prev = GENESIS_HASH if last is None else last.hash
         self._first_seq: int | None = None
         self.events: list[EventRecord] = []
+        # Told of each event as it is appended (the verified state follows the transaction).
+        self.listener: Callable[[EventRecord], None] | None = None
 
     def append(
         self,
@@ -78,6 +81,8 @@ class AuditTransaction:
         self._next_seq += 1
         self._prev = record.hash
         self.events.append(record)
+        if self.listener is not None:
+            self.listener(record)
         return record
 
     def seal(self, signer: Signer) -> SealRecord | None:

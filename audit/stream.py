@@ -33,10 +33,10 @@ def stream_events(
 class SealCursor:
     """Looks up transaction seals while the events stream, reading seals in the same order."""
 
-    def __init__(self, session: Session, batch: int = 5000) -> None:
+    def __init__(self, session: Session, batch: int = 5000, after: int = 0) -> None:
         self._connection = session.connection()
         self._batch = batch
-        self._after = 0
+        self._after = after
         self._buffer: dict[str, SealRecord] = {}
         self._exhausted = False
 

@@ -8,6 +8,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 from sqlmodel import Session, select
 
@@ -18,9 +19,16 @@ from govern.timeutil import utcnow
 from govern.unlock import PassphraseSource, StdinBroker, UnlockCache
 from vault import BadPassphraseError, IntegrityError, PersonKeys, SealedKeyBlob
 
+if TYPE_CHECKING:
+    from audit.state import LogState
+
 
 def _silent(_message: str) -> None:
     return None
+
+
+def _wall_clock() -> datetime:
+    return utcnow()
 
 
 @dataclass
@@ -31,8 +39,10 @@ class Context:
     actor: str
     passphrase: PassphraseSource = field(default_factory=lambda: PassphraseSource(StdinBroker()))
     notice: Callable[[str], None] = _silent
-    clock: Callable[[], datetime] = utcnow
+    clock: Callable[[], datetime] = _wall_clock
     opened_keys: dict[str, PersonKeys] = field(default_factory=dict, repr=False)
+    # Called as (events verified, events to verify) while a client catches up with the log.
+    progress: Callable[[int, int], None] | None = None
 
     @cached_property
     def store(self) -> Store:
@@ -76,15 +86,24 @@ def vault_meta(session: Session) -> VaultMeta:
     return meta
 
 
-def authenticate(session: Session, handle: str) -> Person:
-    """The active person called ``handle``; anyone else fails with exit 5."""
+def authenticate(session: Session, handle: str, state: "LogState | None" = None) -> Person:
+    """The active person called ``handle``; anyone else fails with exit 5.
+
+    With ``state`` (the verified log), the status is the log's, never the row's.
+    """
     person = session.exec(select(Person).where(Person.handle == handle)).first()
-    if person is None:
+    status = None if person is None else person.status
+    if state is not None:
+        proven = state.people.get(handle)
+        status = None if proven is None else proven.status
+        if person is not None and status != person.status:
+            raise IntegrityFailure(f"{handle}'s status in the tables is not the one the signed log gives")
+    if person is None or status is None:
         raise AuthenticationFailed(f"unknown person {handle!r}: use --as HANDLE or GOVERN_USER")
-    if person.status == "invited":
+    if status == "invited":
         raise AuthenticationFailed(f"{handle} has not enrolled yet: run 'govern staff enroll {handle} --code …'")
-    if person.status != "active":
-        raise AuthenticationFailed(f"{handle} is {person.status} and cannot act")
+    if status != "active":
+        raise AuthenticationFailed(f"{handle} is {status} and cannot act")
     return person
 
 
@@ -102,9 +121,14 @@ def active_key(session: Session, person: Person) -> PersonKey:
     return row
 
 
-def unlock(ctx: Context, session: Session, person: Person) -> Unlocked:
-    """Open ``person``'s private keys: from the keyring cache, else the passphrase."""
+def unlock(ctx: Context, session: Session, person: Person, state: "LogState | None" = None) -> Unlocked:
+    """Open ``person``'s private keys: from the keyring cache, else the passphrase.
+
+    With ``state``, the key must be the one the signed log gives ``person``.
+    """
     key_row = active_key(session, person)
+    if state is not None and state.people[person.handle].key != key_row.fingerprint:
+        raise IntegrityFailure(f"the key of {person.handle} in the tables is not the one the signed log gives")
     blob = SealedKeyBlob.parse(key_row.sealed_private)
     if blob.fingerprint != key_row.fingerprint:
         raise IntegrityFailure(f"the private key blob of {person.handle} does not match its public keys")
@@ -141,10 +165,15 @@ def acting(ctx: Context) -> Iterator[tuple[WriteTx, Unlocked]]:
     so a slow prompt never blocks other writers; the actor is then checked again
     inside the transaction in case they were suspended meanwhile.
     """
+    from govern.trust import trusted
+
     with ctx.store.read() as session:
-        unlocked = unlock(ctx, session, authenticate(session, ctx.actor))
+        state = trusted(session, ctx.db_url, progress=ctx.progress)
+        unlocked = unlock(ctx, session, authenticate(session, ctx.actor, state), state)
     with ctx.store.write(ctx.actor, ctx.now()) as tx:
-        person = authenticate(tx.session, ctx.actor)
+        # Again under the writer lock: only what was appended since is verified.
+        tx.believe(trusted(tx.session, ctx.db_url))
+        person = authenticate(tx.session, ctx.actor, tx.trust)
         key_row = active_key(tx.session, person)
         if key_row.fingerprint != unlocked.key_fingerprint:
             raise AuthenticationFailed(f"the keys of {person.handle} changed while unlocking: try again")
@@ -162,6 +191,19 @@ def acting(ctx: Context) -> Iterator[tuple[WriteTx, Unlocked]]:
 
 @contextmanager
 def reading(ctx: Context) -> Iterator[tuple[Session, Person]]:
-    """A read session and the (authenticated by name) acting person."""
+    """A read session and the (authenticated by name) acting person.
+
+    Listings read rows as they are; a decision needs :func:`verified_reading`.
+    """
     with ctx.store.read() as session:
         yield session, authenticate(session, ctx.actor)
+
+
+@contextmanager
+def verified_reading(ctx: Context) -> Iterator[tuple[Session, Person, "LogState"]]:
+    """A read session whose rows were checked against the verified log (checks that gate cron)."""
+    from govern.trust import trusted
+
+    with ctx.store.read() as session:
+        state = trusted(session, ctx.db_url, progress=ctx.progress)
+        yield session, authenticate(session, ctx.actor, state), state

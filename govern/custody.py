@@ -2,21 +2,80 @@
 
 The associated data of a wrap binds vault, account, data key and recipient; the
 associated data of a sealed field binds vault, account, field and version number.
+
+Who receives a wrap, and with which public key, comes from the verified log
+(:class:`audit.state.LogState`), never from the tables; an opened data key must match the
+key-check value its signed ``key.created`` event committed to, and sealed fields the
+digest their version's signed event committed to.
 """
 
+import hashlib
+import hmac
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
 from sqlmodel import Session, col, select
 
-from govern.context import Unlocked, person_key, vault_meta
+from audit.log import format_ts
+from audit.state import LogState, sealed_digest
+from govern.context import Unlocked, vault_meta
 from govern.errors import Denied, IntegrityFailure
 from govern.exposure import mark_exposed
-from govern.models import Account, CredentialVersion, DataKey, KeyWrap, Person, PersonKey, VaultMeta, WrapHistory
+from govern.models import Account, CredentialVersion, DataKey, KeyWrap, Person, SealedField, VaultMeta, WrapHistory
 from vault import IntegrityError, aad, new_data_key, open_sealed, seal, unwrap_key, wrap_key
 
 if TYPE_CHECKING:
     from govern.db import WriteTx
+
+
+@dataclass(frozen=True)
+class Recipient:
+    """A public key a data key may be wrapped to, as the verified log gives it."""
+
+    handle: str
+    fingerprint: str
+    x25519_public: bytes
+
+
+def trusted_key(state: LogState, handle: str) -> Recipient:
+    """``handle``'s key from the verified log (never from the ``person_key`` table)."""
+    person = state.people.get(handle)
+    key = state.person_key(handle)
+    if person is None or person.key is None or key is None:
+        raise Denied(f"{handle} has no keys yet")
+    return Recipient(handle=handle, fingerprint=person.key, x25519_public=key.x25519)
+
+
+def key_check_value(key: bytes) -> str:
+    """A 128-bit check value of a data key, committed to in its signed ``key.created`` event."""
+    return hmac.new(key, b"govern-key-check/v1", hashlib.sha256).hexdigest()[:32]
+
+
+def check_data_key(state: LogState, account: Account, data_key_id: int, key: bytes) -> bytes:
+    """Refuse a data key that is not the one the log committed to (a substituted wrap)."""
+    committed = state.data_keys.get(data_key_id)
+    if committed is None or committed.account != account.slug:
+        raise IntegrityFailure(f"data key {data_key_id} of {account.slug} is not one the signed log created")
+    if not hmac.compare_digest(key_check_value(key), committed.kcv):
+        raise IntegrityFailure(
+            f"the data key {data_key_id} of {account.slug} is not the one its signed event committed to:"
+            " its wrap was replaced"
+        )
+    return key
+
+
+def check_sealed(session: Session, state: LogState, account: Account, version: CredentialVersion) -> None:
+    """Refuse a version whose sealed fields or data key differ from its signed commitment."""
+    committed = state.version(account.slug, version.number)
+    if committed is None or committed.data_key != version.data_key_id:
+        raise IntegrityFailure(f"{account.slug} version {version.number} is not the one the signed log records")
+    rows = session.exec(select(SealedField).where(SealedField.version_id == version.id)).all()
+    if sealed_digest({row.field: row.ciphertext for row in rows}) != committed.sealed:
+        raise IntegrityFailure(
+            f"the sealed fields of {account.slug} version {version.number} are not the ones its signed event"
+            " commits to: they were replaced"
+        )
 
 
 def wrap_aad(vault_id: str, account_id: int, data_key_id: int, recipient_fingerprint: str) -> bytes:
@@ -83,7 +142,7 @@ def wrap_to_person(
     data_key: DataKey,
     secret: bytes,
     person: Person,
-    key: PersonKey,
+    key: Recipient,
     now: datetime,
 ) -> KeyWrap:
     """Wrap ``secret`` (the data key) to ``person``'s X25519 key."""
@@ -121,17 +180,23 @@ def wrap_of(session: Session, data_key: DataKey, fingerprint: str) -> KeyWrap | 
     ).first()
 
 
-def open_data_key(session: Session, meta: VaultMeta, account: Account, data_key: DataKey, me: Unlocked) -> bytes:
-    """Unwrap ``data_key`` with the actor's private key. No wrap, no key: exit 4."""
+def open_data_key(
+    session: Session, meta: VaultMeta, account: Account, data_key: DataKey, me: Unlocked, state: LogState
+) -> bytes:
+    """Unwrap ``data_key`` with the actor's private key. No wrap, no key: exit 4.
+
+    The key is checked against the key-check value the signed log committed to.
+    """
     assert account.id is not None
     assert data_key.id is not None
     wrap = wrap_of(session, data_key, me.key_fingerprint)
     if wrap is None:
         raise Denied(f"no key of {account.slug} is wrapped to {me.handle}: you cannot decrypt it")
     try:
-        return unwrap_key(wrap.blob, me.keys.x25519, wrap_aad(meta.id, account.id, data_key.id, me.key_fingerprint))
+        key = unwrap_key(wrap.blob, me.keys.x25519, wrap_aad(meta.id, account.id, data_key.id, me.key_fingerprint))
     except IntegrityError:
         raise IntegrityFailure(f"the key wrap of {account.slug} for {me.handle} failed to open") from None
+    return check_data_key(state, account, data_key.id, key)
 
 
 def seal_field(meta: VaultMeta, account: Account, version: int, field: str, key: bytes, value: str) -> bytes:
@@ -142,6 +207,7 @@ def seal_field(meta: VaultMeta, account: Account, version: int, field: str, key:
 def open_field(
     meta: VaultMeta, account: Account, version: CredentialVersion, field: str, key: bytes, blob: bytes
 ) -> str:
+    """Open one sealed field (callers check the version's commitment first: :func:`check_sealed`)."""
     assert account.id is not None
     try:
         raw = open_sealed(key, blob, field_aad(meta.id, account.id, field, version.number))
@@ -153,49 +219,46 @@ def open_field(
         ) from None
 
 
-def recipients(session: Session, account: Account, now: datetime) -> list[tuple[Person, PersonKey]]:
-    """Everyone a new data key of ``account`` must be wrapped to: active admins and live holders."""
-    from govern.models import Grant
+def recipients(session: Session, state: LogState, account: Account, now: datetime) -> list[tuple[Person, Recipient]]:
+    """Everyone a new data key of ``account`` must be wrapped to: active admins and live holders.
 
-    people: dict[int, Person] = {
-        p.id: p
-        for p in session.exec(select(Person).where(Person.role == "admin", Person.status == "active")).all()
-        if p.id is not None
-    }
-    for grant in session.exec(
-        select(Grant).where(Grant.account_id == account.id, col(Grant.revoked_at).is_(None))
-    ).all():
-        if grant.is_live(now):
-            holder = session.get(Person, grant.person_id)
-            if holder is not None and holder.status == "active" and holder.role != "auditor":
-                people[grant.person_id] = holder
+    Taken from the verified log: a role, grant or public key written into the tables
+    by hand gives nobody a wrap.
+    """
+    ts = format_ts(now)
     out = []
-    for person in people.values():
-        key = person_key(session, person)
-        if key is not None:
-            out.append((person, key))
+    for handle in sorted(set(state.active_admins()) | set(state.live_holders(account.slug, ts))):
+        person = session.exec(select(Person).where(Person.handle == handle)).one()
+        out.append((person, trusted_key(state, handle)))
     return out
 
 
 def add_data_key(tx: "WriteTx", account: Account) -> tuple[DataKey, bytes]:
     """A fresh data key for ``account``, wrapped to the recovery key, admins and live holders."""
     session = tx.session
+    state = tx.state
     meta = session.exec(select(VaultMeta)).one()
     assert account.id is not None
+    assert state.recovery_x25519 is not None
+    assert state.recovery_fingerprint is not None
     data_key = DataKey(account_id=account.id, created_at=tx.now)
     session.add(data_key)
     session.flush()
     secret = new_data_key()
     add_wrap(
         session, meta, account, data_key, secret,
-        recipient_public=meta.recovery_public, recipient_fingerprint=meta.recovery_fingerprint,
+        recipient_public=state.recovery_x25519, recipient_fingerprint=state.recovery_fingerprint,
         person=None, now=tx.now,
     )  # fmt: skip
-    fingerprints = [meta.recovery_fingerprint]
-    for person, key in recipients(session, account, tx.now):
+    fingerprints = [state.recovery_fingerprint]
+    for person, key in recipients(session, state, account, tx.now):
         wrap_to_person(session, meta, account, data_key, secret, person, key, tx.now)
         fingerprints.append(key.fingerprint)
-    tx.audit.append("key.created", account=account.slug, data={"data_key": data_key.id, "recipients": fingerprints})
+    tx.audit.append(
+        "key.created",
+        account=account.slug,
+        data={"data_key": data_key.id, "recipients": fingerprints, "kcv": key_check_value(secret)},
+    )
     return data_key, secret
 
 
@@ -206,8 +269,10 @@ def retire_data_keys(tx: "WriteTx", account: Account, keep: DataKey) -> list[int
     key that stays is wrapped only to the recovery key, admins and live holders.
     """
     session = tx.session
-    admin_ids = {p.id for p in session.exec(select(Person).where(Person.role == "admin")).all()}
-    allowed = {person.id for person, _key in recipients(session, account, tx.now)}
+    admin_ids = {
+        p.id for p in session.exec(select(Person).where(col(Person.handle).in_(tx.state.active_admins()))).all()
+    }
+    allowed = {person.id for person, _key in recipients(session, tx.state, account, tx.now)}
     retired: list[int] = []
     removed: list[list[object]] = []
     for old in live_data_keys(session, account):
@@ -247,14 +312,14 @@ def ensure_custodians(tx: "WriteTx", me: Unlocked) -> int:
     custodian wraps at the next write of any other admin (every write checks, cheaply).
     Returns the wraps added.
     """
-    if me.person.role != "admin":
+    state = tx.state
+    if me.handle not in state.active_admins():
         return 0
     session = tx.session
     meta = vault_meta(session)
     admins = [
-        (person, key)
-        for person in session.exec(select(Person).where(Person.role == "admin", Person.status == "active")).all()
-        if (key := person_key(session, person)) is not None
+        (session.exec(select(Person).where(Person.handle == handle)).one(), trusted_key(state, handle))
+        for handle in state.active_admins()
     ]
     # Fast path (runs on every admin write): one query per admin finds the live keys they lack.
     lacking: set[int] = set()
@@ -274,7 +339,7 @@ def ensure_custodians(tx: "WriteTx", me: Unlocked) -> int:
             missing = [(p, k) for p, k in admins if wrap_of(session, data_key, k.fingerprint) is None]
             if not missing or wrap_of(session, data_key, me.key_fingerprint) is None:
                 continue
-            secret = open_data_key(session, meta, account, data_key, me)
+            secret = open_data_key(session, meta, account, data_key, me, state)
             for person, key in missing:
                 wrap_to_person(session, meta, account, data_key, secret, person, key, tx.now)
                 tx.audit.append(

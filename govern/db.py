@@ -18,6 +18,7 @@ from sqlalchemy.exc import IntegrityError as SAIntegrityError
 from sqlmodel import Session, create_engine
 
 from audit.log import AuditTransaction, Signer
+from audit.state import LogState
 from govern.errors import Conflict, GovernError, InvalidInput, NotFound
 from govern.faults import crashpoint
 from govern.migrations import HEAD_REVISION, REVISIONS
@@ -143,6 +144,19 @@ class WriteTx:
     now: datetime
     signer: Signer | None = None
     extras: dict[str, Any] = field(default_factory=dict)
+    # The state the signed log proves (govern.trust), set before any decision is taken.
+    trust: "LogState | None" = None
+
+    def believe(self, state: LogState) -> None:
+        """Take decisions from ``state``, which follows this transaction's own events."""
+        self.trust = state
+        self.audit.listener = state.apply_own
+
+    @property
+    def state(self) -> "LogState":
+        if self.trust is None:
+            raise RuntimeError("a decision was about to be taken without the verified state")
+        return self.trust
 
 
 class Store:

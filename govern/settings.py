@@ -21,6 +21,16 @@ def home_dir() -> Path:
     return Path(platformdirs.user_data_dir(APP_NAME, appauthor=False))
 
 
+def state_dir() -> Path:
+    """``GOVERN_STATE_DIR``, else the platform's per-user state directory: this client's pins."""
+    explicit = os.environ.get("GOVERN_STATE_DIR")
+    if explicit:
+        return Path(explicit).expanduser()
+    import platformdirs
+
+    return Path(platformdirs.user_state_dir(APP_NAME, appauthor=False))
+
+
 def default_db_url() -> str:
     return f"sqlite:///{home_dir() / DEFAULT_DB_FILE}"
 

@@ -100,3 +100,13 @@ def secret_value(value: str, what: str) -> str:
     if "\n" in value or "\r" in value or "\x00" in value:
         raise InvalidInput(f"{what} cannot contain line breaks or NUL")
     return value
+
+
+def is_uuid(value: str) -> bool:
+    """True for the canonical text of a UUID (a vault id), as a file name may safely hold it."""
+    import uuid
+
+    try:
+        return str(uuid.UUID(value)) == value
+    except (ValueError, TypeError, AttributeError):
+        return False

@@ -9,7 +9,7 @@ from sqlmodel import Session, col, select
 
 from govern import validate
 from govern.casework import close_case_if_done
-from govern.context import Context, Unlocked, acting, authenticate, reading
+from govern.context import Context, Unlocked, acting, authenticate, reading, verified_reading
 from govern.custody import drop_wraps
 from govern.db import WriteTx
 from govern.errors import Conflict, Denied, InvalidInput, NotFound
@@ -339,6 +339,7 @@ def _remove_access(tx: WriteTx, me: Unlocked, case: OffboardCase, account: Accou
     ).all()
     by_kind = {e.kind: e for e in exposures}
     linked = []
+    closed: list[int] = []
     for follow_up in session.exec(
         select(OffboardStep).where(
             OffboardStep.case_id == case.id,
@@ -356,11 +357,12 @@ def _remove_access(tx: WriteTx, me: Unlocked, case: OffboardCase, account: Accou
             follow_up.closed_by = me.handle
             follow_up.closed_at = tx.now
             follow_up.note = "nothing left to rotate: the value already changed"
+            closed.append(follow_up.number)
         else:
             follow_up.exposure_id = waiting_for.id
             linked.append(kind)
         session.add(follow_up)
-    return {"grants_revoked": revoked, "exposed": sorted(by_kind), "linked": linked}
+    return {"grants_revoked": revoked, "exposed": sorted(by_kind), "linked": linked, "followups_closed": closed}
 
 
 def close_step(ctx: Context, handle: str, number: int, *, note: str | None, waive_reason: str | None) -> dict[str, Any]:
@@ -405,8 +407,9 @@ def close_step(ctx: Context, handle: str, number: int, *, note: str | None, waiv
     return view
 
 
-def status(ctx: Context, handle: str | None) -> list[dict[str, Any]]:
-    with reading(ctx) as (session, _me):
+def status(ctx: Context, handle: str | None, *, verified: bool = False) -> list[dict[str, Any]]:
+    """Cases (or one case's steps). ``verified`` (for ``--check``) checks the rows against the signed log."""
+    with verified_reading(ctx) if verified else reading(ctx) as (session, *_rest):
         now = ctx.now()
         if handle is not None:
             person = get_person(session, validate.handle(handle))

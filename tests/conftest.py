@@ -6,6 +6,7 @@ import os
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,8 @@ import keyring
 import pytest
 from memkeyring import MemoryKeyring
 from pg import Cluster, cluster
+
+from govern.timeutil import utcnow
 
 TESTS = Path(__file__).parent
 # The floor of govern's Argon2id parameters: fast enough for tests, still valid.
@@ -85,6 +88,11 @@ class Govern:
     def __init__(self, db: str, monkeypatch: pytest.MonkeyPatch) -> None:
         self.db = db
         self._monkeypatch = monkeypatch
+        self.offset = timedelta(0)
+
+    def later(self, delta: timedelta) -> None:
+        """Move this runner's clock forward (the injected clock every command reads)."""
+        self.offset += delta
 
     def __call__(
         self,
@@ -108,6 +116,9 @@ class Govern:
                 patch.setenv("GOVERN_PASSPHRASE", secret)
             for key, value in (env or {}).items():
                 patch.setenv(key, value)
+            if self.offset:
+                offset = self.offset
+                patch.setattr("govern.context.utcnow", lambda: utcnow() + offset)
             patch.setattr(sys, "stdin", io.StringIO(input or ""))
             patch.setattr(sys, "stdout", out)
             patch.setattr(sys, "stderr", err)

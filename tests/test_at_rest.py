@@ -32,6 +32,7 @@ def test_canary_never_in_database_files(sqlite_govern: Govern) -> None:
             assert needle not in content, f"{needle!r} found in {path.name}"
 
 
+@pytest.mark.tampers
 def test_flipped_byte_in_a_sealed_value_is_an_integrity_failure(vault: Govern) -> None:
     (blob,) = _sql(vault, "SELECT ciphertext FROM sealed_field WHERE field = 'password'")[0]
     assert isinstance(blob, (bytes, memoryview))
@@ -41,10 +42,12 @@ def test_flipped_byte_in_a_sealed_value_is_an_integrity_failure(vault: Govern) -
     result = vault("secret", "show", "x-acme")
     assert result.code == 6
     assert CANARY_PASSWORD not in result.out + result.err
-    assert "failed to open" in result.err
+    # Caught before decryption: the sealed fields no longer match their signed digest.
+    assert "not the ones its signed event commits to" in result.err
     assert "Traceback" not in result.err
 
 
+@pytest.mark.tampers
 @pytest.mark.parametrize("move", ["field", "version", "account"])
 def test_ciphertext_moved_to_another_row_fails_to_open(vault: Govern, move: str) -> None:
     vault.account("ig-acme", password="another-password-123")
@@ -93,6 +96,7 @@ def test_ciphertext_moved_to_another_row_fails_to_open(vault: Govern, move: str)
         args, target = [], "ig-acme"
     result = vault("secret", "show", target, *args)
     assert result.code == 6, result.err
+    assert "signed event commits to" in result.err
     assert "second-version-pw" not in result.out
     assert CANARY_PASSWORD not in result.out
 
@@ -106,8 +110,8 @@ def test_a_grant_row_inserted_by_hand_gives_no_key(vault: Govern) -> None:
         " WHERE a.slug = 'x-acme' AND p.handle = 'bob'",
     )
     result = vault("secret", "show", "x-acme", as_="bob")
-    assert result.code == 4
-    assert "no key" in result.err
+    assert result.code == 6, "a grant the signed log does not explain is refused, not obeyed"
+    assert "grant 1 is not explained by the log" in result.err
     assert CANARY_PASSWORD not in result.out
 
 
@@ -121,9 +125,15 @@ def test_an_auditor_never_decrypts_even_with_a_forged_grant(vault: Govern) -> No
         " SELECT a.id, p.id, 'forged', 'alice', CURRENT_TIMESTAMP FROM account a, person p"
         " WHERE a.slug = 'x-acme' AND p.handle = 'carol'",
     )
-    assert vault("secret", "show", "x-acme", as_="carol").code == 4
-    # Even with the role check out of the way (made admin by SQL), carol has no wrap.
+    assert vault("secret", "show", "x-acme", as_="carol").code == 6
+    # Made admin by SQL too: still refused, and an admin's write wraps nothing to her.
     _sql(vault, "UPDATE person SET role = 'admin' WHERE handle = 'carol'")
     result = vault("secret", "show", "x-acme", as_="carol")
-    assert result.code == 4
+    assert result.code == 6
     assert CANARY_PASSWORD not in result.out
+    assert vault("account", "add", "ig-acme", "--platform", "instagram", "--handle", "@a").code == 6
+    wraps = _sql(
+        vault,
+        "SELECT COUNT(*) FROM key_wrap w JOIN person p ON p.id = w.person_id WHERE p.handle = 'carol'",
+    )
+    assert wraps[0][0] == 0

@@ -143,7 +143,7 @@ def test_rows_the_log_does_not_explain(vault: Govern) -> None:
     sql(vault.db, "UPDATE person SET role = 'admin' WHERE handle = 'bob'")
     result = vault("audit", "verify")
     assert result.code == 6
-    assert "bob is admin in the tables but member in the log" in result.err
+    assert "person bob: role is admin in the tables but member in the log" in result.err
     sql(vault.db, "UPDATE person SET role = 'member' WHERE handle = 'bob'")
     sql(
         vault.db,

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from audit import GENESIS_HASH, EventRecord, SealRecord, canonical_json, event_hash, seal_message
 from audit.chain import verify_chain
 from audit.errors import ChainError
-from vault import PersonKeys
+from vault import PersonKeys, RecoveryKey
 
 GOLDEN = Path(__file__).parent / "vectors" / "audit_chain.json"
 
@@ -32,14 +32,35 @@ def fixed_keys() -> PersonKeys:
     )
 
 
+def fixed_recovery() -> RecoveryKey:
+    return RecoveryKey(X25519PrivateKey.from_private_bytes(bytes(range(64, 96))))
+
+
 def build_golden() -> dict[str, Any]:
+    """A small legal log: init (vault, first admin, her keys), then an account and a policy."""
     keys = fixed_keys()
+    recovery = fixed_recovery()
     txs: list[tuple[str, str, list[tuple[str, str | None, str | None, str | None, dict[str, Any]]]]] = [
         (
             "00000000-0000-4000-8000-000000000001",
             "2026-03-03T09:00:00.000000Z",
             [
-                ("vault.initialised", None, None, None, {"org": "Acme", "vault_id": "v-1"}),
+                (
+                    "vault.initialised",
+                    None,
+                    None,
+                    None,
+                    {
+                        "org": "Acme",
+                        "vault_id": "00000000-0000-4000-8000-0000000000aa",
+                        "recovery_key": {
+                            "fingerprint": recovery.fingerprint,
+                            "x25519": base64.b64encode(recovery.public).decode(),
+                            "ed25519": base64.b64encode(recovery.signing_public).decode(),
+                        },
+                    },
+                ),
+                ("staff.added", None, "alice", None, {"name": "Alice", "email": None, "team": None, "role": "admin"}),
                 (
                     "staff.enrolled",
                     None,
@@ -59,8 +80,14 @@ def build_golden() -> dict[str, Any]:
             "00000000-0000-4000-8000-000000000002",
             "2026-03-03T09:05:00.000000Z",
             [
-                ("access.granted", "x-acme", "bob", "runs the X account — ünïcode", {"grant": 1, "until": None}),
-                ("secret.revealed", "x-acme", None, None, {"field": "password", "version": 1}),
+                (
+                    "account.added",
+                    "x-acme",
+                    None,
+                    "runs the X account — ünïcode",
+                    {"owner": None, "max_holders": 3, "rotate_every": None, "platform": "x"},
+                ),
+                ("policy.published", None, None, None, {"version": "1", "sha256": "0" * 64, "characters": 1}),
             ],
         ),
     ]
@@ -93,7 +120,9 @@ def test_golden_vector_is_reproduced_exactly() -> None:
 def test_golden_vector_verifies() -> None:
     events, seals, head = load_golden()
     result = verify_chain(events, seals)
-    assert (result.events, result.transactions, result.last_seq, result.head) == (4, 2, 4, head)
+    assert (result.events, result.transactions, result.last_seq, result.head) == (5, 2, 5, head)
+    assert result.state.people["alice"].role == "admin"
+    assert result.state.recovery_fingerprint == fixed_recovery().fingerprint
 
 
 FIELDS = ["tx", "ts", "actor", "action", "account", "subject", "reason", "data", "prev", "hash"]
@@ -120,8 +149,8 @@ def test_deleting_inserting_reordering_and_forging() -> None:
         verify_chain(events[:1] + events[2:], seals)
     assert caught.value.seq == 2, "a deleted event is named by its own sequence number"
     with pytest.raises(ChainError) as caught:
-        verify_chain(events[:3], seals)
-    assert caught.value.seq == 4
+        verify_chain(events[:4], seals)
+    assert caught.value.seq == 5
     with pytest.raises(ChainError) as caught:
         verify_chain([events[0], events[2], events[1], events[3]], seals)
     assert caught.value.seq is not None
@@ -129,11 +158,11 @@ def test_deleting_inserting_reordering_and_forging() -> None:
     with pytest.raises(ChainError):
         verify_chain([*events[:2], inserted, *events[2:]], seals)
     forged = dict(seals)
-    tx2 = events[2].tx
+    tx2 = events[3].tx
     forged[tx2] = replace(seals[tx2], signature=base64.b64encode(bytes(64)).decode())
     with pytest.raises(ChainError) as caught:
         verify_chain(events, forged)
-    assert caught.value.seq == 3
+    assert caught.value.seq == 4
     missing = {k: v for k, v in seals.items() if k != tx2}
     with pytest.raises(ChainError, match="no signed seal"):
         verify_chain(events, missing)
@@ -141,7 +170,7 @@ def test_deleting_inserting_reordering_and_forging() -> None:
 
 def test_a_signature_by_an_unknown_key_is_rejected() -> None:
     events, seals, _ = load_golden()
-    tx2 = events[2].tx
+    tx2 = events[3].tx
     mallory = PersonKeys.generate()
     unsigned = replace(seals[tx2], key=mallory.public.fingerprint, signature="")
     seals[tx2] = replace(unsigned, signature=base64.b64encode(mallory.sign(unsigned.message())).decode())

@@ -108,14 +108,16 @@ def test_granting_twice_or_to_an_admin_is_a_conflict(vault: Govern) -> None:
     assert vault("access", "grant", "x-acme", "alice", "--reason", "me").code == 8
 
 
-def test_expired_grant_gives_no_access(vault: Govern) -> None:
+@pytest.mark.tampers
+def test_a_grant_end_moved_by_sql_is_refused_not_obeyed(vault: Govern) -> None:
+    """Ending (or extending) a grant is a signed event; an edited end date is state the log does not explain."""
     vault.ok("access", "grant", "x-acme", "bob", "--reason", "runs X", "--for", "1h")
     assert vault("secret", "show", "x-acme", as_="bob").code == 0
     sql(vault.db, "UPDATE access_grant SET ends_at = starts_at")
-    assert vault("secret", "show", "x-acme", as_="bob").code == 4
-    listing = vault.ok("access", "list", "--json").json()
-    assert listing[0]["status"] == "expired"
-    assert vault.ok("access", "list", "--live", "--json").json() == []
+    refused = vault("secret", "show", "x-acme", as_="bob")
+    assert refused.code == 6, refused.err
+    assert "grant 1" in refused.err
+    assert CANARY_PASSWORD not in refused.out
 
 
 def test_account_set_changes_and_audits(vault: Govern) -> None:

@@ -1,9 +1,11 @@
 """User errors: one line on stderr, the documented exit code, nothing written."""
 
+from datetime import timedelta
+
 import pytest
 from conftest import CANARY_PASSWORD, CANARY_URI, Govern
 from memkeyring import MemoryKeyring
-from sqlhelp import count, sql
+from sqlhelp import count
 
 
 def assert_one_line(err: str) -> None:
@@ -102,7 +104,7 @@ def test_enrolment_code_is_single_use_and_expires(vault: Govern) -> None:
     vault.ok("staff", "enroll", "hal", "--code", code, as_="hal")
     assert vault("staff", "enroll", "hal", "--code", code, as_="hal").code == 5
     stale = vault.ok("staff", "add", "ivy", "--name", "Ivy", "--json").json()["enrolment_code"]
-    sql(vault.db, "UPDATE enrolment SET expires_at = created_at")
+    vault.later(timedelta(hours=73))
     expired = vault("staff", "enroll", "ivy", "--code", stale, as_="ivy")
     assert expired.code == 5
     assert "expired" in expired.err

@@ -1,5 +1,6 @@
 """Access governance: requests and approvals, holder caps, expiry, policy, reviews."""
 
+from datetime import timedelta
 from pathlib import Path
 
 from conftest import CANARY_PASSWORD, Govern
@@ -90,7 +91,7 @@ def test_holder_cap(vault: Govern) -> None:
 
 def test_expiry_is_processed_by_the_next_write(vault: Govern) -> None:
     vault.ok("access", "grant", "x-acme", "bob", "--reason", "one hour", "--for", "1h")
-    sql(vault.db, "UPDATE access_grant SET ends_at = starts_at")
+    vault.later(timedelta(hours=1, seconds=1))
     assert vault("secret", "show", "x-acme", as_="bob").code == 4, "past its end a grant gives no access"
     swept = vault.ok("sweep", "--json").json()
     assert [(s["handle"], s["account"], s["exposed_versions"]) for s in swept] == [("bob", "x-acme", [1])]
@@ -107,7 +108,7 @@ def test_expiry_is_processed_by_the_next_write(vault: Govern) -> None:
 
 def test_any_write_processes_expiry(vault: Govern) -> None:
     vault.ok("access", "grant", "x-acme", "bob", "--reason", "short", "--for", "1h")
-    sql(vault.db, "UPDATE access_grant SET ends_at = starts_at")
+    vault.later(timedelta(hours=2))
     vault.ok("account", "add", "ig-acme", "--platform", "instagram", "--handle", "@acme")
     assert len(events(vault, "access.expired")) == 1
 

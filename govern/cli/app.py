@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from govern.cli import access, account, audit, db, offboard, policy, review, rotation, secret, staff
+from govern.cli import access, account, audit, db, offboard, pin, policy, review, rotation, secret, staff
 from govern.cli.common import Globals, JsonOpt, context, emit_json, emit_record, notice, warn
 
 app = typer.Typer(
@@ -28,6 +28,7 @@ app.add_typer(review.app, name="review")
 app.add_typer(offboard.app, name="offboard")
 app.add_typer(audit.app, name="audit")
 app.add_typer(db.app, name="db")
+app.add_typer(pin.app, name="pin")
 
 
 @app.callback()

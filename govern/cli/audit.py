@@ -63,13 +63,14 @@ def verify(
     as_json: JsonOpt = False,
 ) -> None:
     """Verify hash links, signatures and the tables against the log; exit 6 naming the first bad event."""
-    from govern.errors import InvalidInput
     from govern.services.auditing import verify as run
     from govern.services.auditing import verify_export_file
 
-    if export is not None and checkpoint is not None:
-        raise InvalidInput("--export verifies a file on its own; --checkpoint checks the database")
-    result = verify_export_file(export) if export is not None else run(context(ctx), checkpoint=checkpoint)
+    result = (
+        verify_export_file(export, checkpoint=checkpoint)
+        if export is not None
+        else run(context(ctx), checkpoint=checkpoint)
+    )
     if as_json:
         emit_json(result)
     else:

@@ -90,7 +90,7 @@ def status(
     """List offboarding cases, or one case's steps with status, deadline and who closed each."""
     from offboarding.workflow import status as run
 
-    cases = run(context(ctx), handle)
+    cases = run(context(ctx), handle, verified=check)
     if as_json:
         emit_json(cases[0] if handle else cases)
     elif handle:

@@ -24,7 +24,7 @@ def status(
     from govern.services.rotation import needs_attention
     from govern.services.rotation import status as run
 
-    rows = run(context(ctx))
+    rows = run(context(ctx), verified=check)
     shown = [{**row, "exposed_to": sorted({f"{e['handle']}({e['kind']})" for e in row["exposed_to"]})} for row in rows]
     emit_table(rows if as_json else shown, STATUS_COLUMNS, as_json=as_json)
     if check:

@@ -8,9 +8,19 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from audit.log import format_ts
+from audit.state import LogState
 from govern import validate
-from govern.context import Context, Unlocked, acting, person_key, reading, vault_meta
-from govern.custody import drop_wraps, ensure_custodians, live_data_keys, open_data_key, wrap_of, wrap_to_person
+from govern.context import Context, Unlocked, acting, reading, vault_meta
+from govern.custody import (
+    Recipient,
+    drop_wraps,
+    ensure_custodians,
+    live_data_keys,
+    open_data_key,
+    trusted_key,
+    wrap_of,
+    wrap_to_person,
+)
 from govern.db import WriteTx
 from govern.errors import Conflict, Denied, NotFound
 from govern.models import (
@@ -19,7 +29,6 @@ from govern.models import (
     Grant,
     KnowledgeRecord,
     Person,
-    PersonKey,
     Policy,
     PolicyAck,
 )
@@ -71,7 +80,7 @@ def require_policy_ack(session: Session, person: Person) -> None:
         )
 
 
-def check_holdable(session: Session, account: Account, person: Person, now: datetime) -> PersonKey:
+def check_holdable(session: Session, account: Account, person: Person, now: datetime, state: LogState) -> Recipient:
     """Everything that must be true of a person before they may hold ``account``."""
     if person.role == "auditor":
         raise Denied(f"{person.handle} is an auditor; auditors can never be granted a credential")
@@ -79,9 +88,7 @@ def check_holdable(session: Session, account: Account, person: Person, now: date
         raise Conflict(f"{person.handle} is an admin and already holds every account as a custodian")
     if person.status != "active":
         raise Denied(f"{person.handle} is {person.status}; only enrolled, active staff can hold access")
-    key = person_key(session, person)
-    if key is None:
-        raise Denied(f"{person.handle} has no keys yet")
+    key = trusted_key(state, person.handle)
     if live_grant(session, account, person, now) is not None:
         raise Conflict(f"{person.handle} already holds {account.slug}")
     require_policy_ack(session, person)
@@ -104,7 +111,7 @@ def issue_grant(
     ``over_cap`` is the reason an admin gave for exceeding the holder cap, or None.
     """
     session = tx.session
-    key = check_holdable(session, account, person, tx.now)
+    key = check_holdable(session, account, person, tx.now, tx.state)
     holders = live_holders(session, account, tx.now)
     if len(holders) >= account.max_holders:
         if over_cap is None:
@@ -136,7 +143,7 @@ def issue_grant(
     for data_key in live_data_keys(session, account):
         if wrap_of(session, data_key, key.fingerprint) is not None:
             continue
-        secret = open_data_key(session, meta, account, data_key, me)
+        secret = open_data_key(session, meta, account, data_key, me, tx.state)
         wrap_to_person(session, meta, account, data_key, secret, person, key, tx.now)
         wrapped.append(data_key.id)
     tx.audit.append(

@@ -10,20 +10,20 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlmodel import Session, col, select
+from sqlmodel import Session, select
 
 from audit.chain import EventRecord, verify_chain
 from audit.checkpoint import make_checkpoint, read_checkpoint
 from audit.errors import ChainError
 from audit.export import jsonl_lines, verify_export
 from audit.log import format_ts
+from audit.state import LogState
 from audit.stream import SealCursor, head, stream_events
 from govern import validate
-from govern.context import Context, reading, unlock, vault_meta
-from govern.errors import Denied, NotFound
-from govern.models import Account, Grant, KeyWrap, Person
+from govern.context import Context, reading, unlock, vault_meta, verified_reading
+from govern.errors import Denied, IntegrityFailure, NotFound
+from govern.models import Account, Grant, Person
 from govern.services.common import get_account, grant_status, require_role
-from govern.services.projection import Projection
 from govern.timeutil import format_time
 
 READ_ALL = ("admin", "auditor")
@@ -116,113 +116,115 @@ def query_events(
 # -- verification --------------------------------------------------------------------------
 
 
-def _compare_people(people: dict[str, Person], projection: Projection) -> list[str]:
-    findings = []
-    for handle, person in sorted(people.items()):
-        expected = projection.people.get(handle)
-        if expected is None:
-            findings.append(f"person {handle} is not explained by the log")
-            continue
-        if person.role != expected.role:
-            findings.append(f"{handle} is {person.role} in the tables but {expected.role} in the log")
-        if person.status != expected.status:
-            findings.append(f"{handle} is {person.status} in the tables but {expected.status} in the log")
-    findings += [
-        f"person {h} of the log is missing from the tables" for h in sorted(set(projection.people) - set(people))
-    ]
-    return findings
+def verify_export_file(export: Path, *, checkpoint: Path | None = None) -> dict[str, Any]:
+    """Verify a JSONL export offline: no database, no passphrase.
 
+    An export alone proves only its own consistency. This client's pin of the vault (if it
+    has one) and a ``checkpoint`` anchor it: the export must hold the very events they saw.
+    """
+    from govern.trust import load_pin
 
-def _compare_grants(
-    session: Session, handles: dict[int | None, str], accounts: dict[int | None, Account], projection: Projection
-) -> list[str]:
-    findings = []
-    table_grants = list(session.exec(select(Grant).order_by(col(Grant.id))).all())
-    for grant in table_grants:
-        assert grant.id is not None
-        expected = projection.grants.get(grant.id)
-        slug = accounts[grant.account_id].slug if grant.account_id in accounts else "?"
-        holder = handles.get(grant.person_id, "?")
-        if expected is None:
-            findings.append(f"grant {grant.id} ({holder} on {slug}) is not explained by the log")
-        elif (expected.account, expected.handle) != (slug, holder):
-            findings.append(f"grant {grant.id} names {holder} on {slug} but the log says {expected.handle}")
-        elif (grant.revoked_at is None) != (expected.revoked is None):
-            state = "live" if grant.revoked_at is None else "revoked"
-            findings.append(f"grant {grant.id} ({holder} on {slug}) is {state} in the tables, not in the log")
-    missing = set(projection.grants) - {g.id for g in table_grants}
-    findings += [f"grant {grant_id} of the log is missing from the tables" for grant_id in sorted(missing)]
-    return findings
+    wanted: dict[int, str] = {}
+    seen: dict[int, str] = {}
 
+    def anchor(seq: int, digest: str) -> None:
+        if seq in wanted:
+            seen[seq] = digest
 
-def _compare_owners(
-    handles: dict[int | None, str], accounts: dict[int | None, Account], projection: Projection
-) -> list[str]:
-    findings = []
-    for account in sorted(accounts.values(), key=lambda a: a.slug):
-        if account.slug not in projection.owners:
-            findings.append(f"account {account.slug} is not explained by the log")
-            continue
-        owner = handles.get(account.owner_id) if account.owner_id is not None else None
-        expected = projection.owners[account.slug]
-        if owner != expected:
-            findings.append(f"{account.slug} is owned by {owner} in the tables but by {expected} in the log")
-    return findings
-
-
-def _compare_tables(session: Session, projection: Projection) -> list[str]:
-    """Rows of the tables that the log does not explain (or that the log expects and are gone)."""
-    people = {p.handle: p for p in session.exec(select(Person)).all()}
-    handles: dict[int | None, str] = {p.id: p.handle for p in people.values()}
-    accounts: dict[int | None, Account] = {a.id: a for a in session.exec(select(Account)).all()}
-    findings = _compare_people(people, projection)
-    findings += _compare_grants(session, handles, accounts, projection)
-    findings += _compare_owners(handles, accounts, projection)
-    wraps = {(w.data_key_id, w.recipient_fingerprint) for w in session.exec(select(KeyWrap)).all()}
-    for key_id, fingerprint in sorted(wraps - projection.wraps):
-        findings.append(f"a wrap of data key {key_id} to key {fingerprint} is not explained by the log")
-    for key_id, fingerprint in sorted(projection.wraps - wraps):
-        findings.append(f"a wrap of data key {key_id} to key {fingerprint} of the log is missing from the tables")
-    return findings
-
-
-def verify_export_file(export: Path) -> dict[str, Any]:
-    """Verify a JSONL export offline: no database, no passphrase."""
-    header, result = verify_export(export)
+    checkpoint_body: dict[str, Any] | None = None
+    pinned = None
+    try:
+        with export.open(encoding="utf-8") as handle:
+            first = json.loads(handle.readline() or "{}")
+        vault_id = str(first.get("vault_id")) if isinstance(first, dict) else ""
+    except (OSError, ValueError, UnicodeDecodeError):
+        vault_id = ""
+    if validate.is_uuid(vault_id):
+        pinned = load_pin(vault_id)
+        if pinned is not None and pinned.seq:
+            wanted[pinned.seq] = pinned.head
+    if checkpoint is not None:
+        try:
+            text = checkpoint.read_text(encoding="utf-8")
+            checkpoint_body = json.loads(text)
+            wanted[int(checkpoint_body["seq"])] = str(checkpoint_body["head"])
+        except (OSError, ValueError, KeyError, TypeError, UnicodeDecodeError):
+            raise ChainError(f"cannot read the checkpoint {checkpoint}") from None
+    header, result = verify_export(export, anchor=anchor)
+    anchored = []
+    if pinned is not None:
+        if pinned.genesis != result.state.genesis:
+            raise ChainError("the export's genesis differs from the one this client pinned for its vault", 1)
+        if pinned.seq and seen.get(pinned.seq, wanted[pinned.seq]) != pinned.head:
+            raise ChainError("not the event this client verified: the export was rewritten", pinned.seq)
+        anchored.append(f"pin (event {pinned.seq})" if pinned.seq <= result.last_seq else "pin")
+    if checkpoint is not None:
+        body = read_checkpoint(text, result.keys)
+        if body["vault_id"] != result.state.vault_id:
+            raise ChainError("the checkpoint belongs to another vault")
+        seq = int(body["seq"])
+        if seq > result.last_seq:
+            raise ChainError(f"the export ends at event {result.last_seq} but the checkpoint saw event {seq}", seq)
+        if seen.get(seq) != body["head"]:
+            raise ChainError("the event the checkpoint saw was changed", seq)
+        anchored.append(f"checkpoint (event {seq})")
     return {
         "source": str(export),
         "vault_id": header.get("vault_id"),
+        "exported_by": header.get("exported_by"),
         "events": result.events,
         "transactions": result.transactions,
         "last_seq": result.last_seq,
         "head": result.head,
+        "anchored_by": ", ".join(anchored) if anchored else "nothing: this export proves only its own consistency",
         "findings": [],
     }
 
 
 def verify(ctx: Context, *, checkpoint: Path | None = None) -> dict[str, Any]:
-    """Verify the chain, the checkpoint and the tables; raise ChainError at the first bad event."""
+    """Verify the whole log from its genesis: chain, seals, the rules of the log, this client's
+    pin, the checkpoint, and every governance row against the state the log proves.
+
+    Raises ChainError at the first bad event; rows the log does not explain are findings.
+    """
+    from govern.trust import check_pin_against, save_pin, unexplained_rows
+
     with reading(ctx) as (session, _me):
-        projection = Projection()
+        total = count_all(session)
+        done = 0
 
-        def replaying() -> Iterator[EventRecord]:
-            for event in stream_events(session):
-                projection.apply(event)
-                yield event
+        def step(events: int) -> None:
+            nonlocal done
+            done += events
+            if ctx.progress is not None:
+                ctx.progress(done, total)
 
-        result = verify_chain(replaying(), SealCursor(session))
+        result = verify_chain(stream_events(session), SealCursor(session), progress=step)
+        state = result.state
         report: dict[str, Any] = {
             "source": "database",
-            "vault_id": vault_meta(session).id,
+            "vault_id": state.vault_id,
             "events": result.events,
             "transactions": result.transactions,
             "last_seq": result.last_seq,
             "head": result.head,
+            "genesis": state.genesis,
         }
+        report["pin"] = check_pin_against(session, state)
         if checkpoint is not None:
             report["checkpoint"] = _check_checkpoint(session, checkpoint, result.keys, result.last_seq)
-        report["findings"] = projection.findings + _compare_tables(session, projection)
+        report["findings"] = unexplained_rows(session, state)
+        if vault_meta(session).id != state.vault_id:
+            report["findings"].insert(0, f"the vault record says {vault_meta(session).id}, the log {state.vault_id}")
+        if not report["findings"]:
+            save_pin(state, ctx.db_url)
         return report
+
+
+def count_all(session: Session) -> int:
+    from sqlalchemy import text
+
+    return int(session.connection().execute(text("SELECT COUNT(*) FROM audit_event")).scalar_one())
 
 
 def _check_checkpoint(
@@ -248,12 +250,14 @@ def _check_checkpoint(
 
 def checkpoint(ctx: Context) -> dict[str, Any]:
     """The current head, signed by the acting admin or auditor."""
-    with reading(ctx) as (session, me):
+    with verified_reading(ctx) as (session, me, state):
         require_role(me, READ_ALL, "sign audit checkpoints")
-        unlocked = unlock(ctx, session, me)
+        unlocked = unlock(ctx, session, me, state)
         last = head(session)
         if last is None:
             raise NotFound("the audit log is empty")
+        if (last.seq, last.hash) != (state.seq, state.head):
+            raise IntegrityFailure("the log's head is not the one just verified: try again")
         return make_checkpoint(
             vault_id=vault_meta(session).id,
             seq=last.seq,
@@ -268,13 +272,10 @@ def checkpoint(ctx: Context) -> dict[str, Any]:
 # -- questions over time -------------------------------------------------------------------
 
 
-def _replay_until(session: Session, ts: str | None) -> Projection:
-    projection = Projection()
-    for event in stream_events(session):
-        if ts is not None and event.ts > ts:
-            break
-        projection.apply(event)
-    return projection
+def _replay_until(session: Session, ts: str | None) -> LogState:
+    """The state the log proves at ``ts`` (whole transactions share one time), verified."""
+    events = stream_events(session, where="ts <= :until", params={"until": ts}) if ts else stream_events(session)
+    return verify_chain(events, SealCursor(session)).state
 
 
 def _may_ask_about(session: Session, me: Person, account: Account, now: datetime) -> None:
@@ -294,7 +295,7 @@ def who_had(ctx: Context, slug: str, at: datetime) -> dict[str, Any]:
         _may_ask_about(session, me, account, ctx.now())
         projection = _replay_until(session, ts)
     people: list[dict[str, Any]] = []
-    if slug in projection.owners:
+    if slug in projection.accounts:
         for grant in sorted(projection.grants.values(), key=lambda g: g.id):
             if grant.account == slug and grant.live_at(ts):
                 people.append(
@@ -309,7 +310,7 @@ def who_had(ctx: Context, slug: str, at: datetime) -> dict[str, Any]:
                     }
                 )
         people += [{"handle": handle, "via": "admin role"} for handle in projection.admins_at(ts)]
-    return {"account": slug, "at": format_time(at), "existed": slug in projection.owners, "people": people}
+    return {"account": slug, "at": format_time(at), "existed": slug in projection.accounts, "people": people}
 
 
 def history(ctx: Context, slug: str) -> dict[str, Any]:
@@ -331,11 +332,16 @@ def history(ctx: Context, slug: str) -> dict[str, Any]:
         for g in sorted(projection.grants.values(), key=lambda g: (g.start, g.id))
         if g.account == slug
     ]
-    for handle, periods in sorted(projection.admin_periods.items()):
+    for handle, person in sorted(projection.people.items()):
         access += [{"handle": handle, "via": "admin role", "from": s, "to": e, "ended_by": None, "reason": None}
-                   for s, e in periods]  # fmt: skip
+                   for s, e in person.admin_periods]  # fmt: skip
     access.sort(key=lambda row: (row["from"], row["handle"]))
-    return {"account": slug, "access": access, "versions": projection.versions.get(slug, [])}
+    versions = [
+        {"version": v.number, "at": v.at, "by": v.by, "changed": v.changed, "how": v.how}
+        for v in sorted(projection.versions.get(slug, {}).values(), key=lambda v: (v.at, v.number))
+        if v.status not in ("pending", "aborted")
+    ]
+    return {"account": slug, "access": access, "versions": versions}
 
 
 # -- export --------------------------------------------------------------------------------
@@ -357,19 +363,24 @@ def export_lines(ctx: Context, fmt: str, **filters: Any) -> Iterator[str]:
     from govern import __version__
     from govern.services.exports import csv_lines, ocsf_lines
 
-    with reading(ctx) as (session, me):
+    # Verified first (from this client's pin): nobody signs an export of a rolled-back log.
+    with verified_reading(ctx) if fmt == "jsonl" else reading(ctx) as (session, me, *_state):
         where, params, everything = _filters(session, me, ctx.now(), **filters)
         vault_id = vault_meta(session).id
         events = stream_events(session, where=where, params=params)
         if fmt == "jsonl":
+            unlocked = unlock(ctx, session, me)
+            genesis = next(stream_events(session, batch=1), None)
             header = {
                 "vault_id": vault_id,
+                "genesis": None if genesis is None else genesis.hash,
                 "exported_at": format_time(ctx.now()),
                 "exported_by": me.handle,
+                "key": unlocked.key_fingerprint,
                 "complete": everything,
                 "filters": {k: (format_time(v) if isinstance(v, datetime) else v) for k, v in filters.items()},
             }
-            yield from jsonl_lines(events, SealCursor(session), header, with_seals=everything)
+            yield from jsonl_lines(events, SealCursor(session), header, sign=unlocked.sign, with_seals=everything)
         elif fmt == "csv":
             yield from csv_lines(events)
         else:

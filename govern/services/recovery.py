@@ -13,22 +13,15 @@ from typing import Any
 
 from sqlmodel import col, select
 
-from audit.chain import canonical_json
+from audit.state import LogState, recovery_message
 from govern import validate
 from govern.context import Context, Unlocked, vault_meta
-from govern.custody import wrap_aad, wrap_to_person
+from govern.custody import Recipient, check_data_key, wrap_aad, wrap_to_person
 from govern.db import WriteTx
 from govern.errors import AuthenticationFailed, Conflict, IntegrityFailure
 from govern.models import Account, CredentialVersion, DataKey, KeyWrap, Person, PersonKey, VaultMeta
 from govern.services.vaultinit import creation_kdf_params, public_keys_event
 from vault import IntegrityError, PersonKeys, RecoveryKey, unwrap_key
-
-_DOMAIN = b"govern-recovery/v1\n"
-
-
-def recovery_message(vault_id: str, tx: str, admin: str, fingerprint: str) -> bytes:
-    body = {"vault_id": vault_id, "tx": tx, "admin": admin, "key": fingerprint}
-    return _DOMAIN + canonical_json(body).encode("utf-8")
 
 
 def recover(ctx: Context, recovery_text: str, *, admin: str, name: str, email: str | None) -> dict[str, Any]:
@@ -39,9 +32,11 @@ def recover(ctx: Context, recovery_text: str, *, admin: str, name: str, email: s
         recovery = RecoveryKey.load(recovery_text)
     except IntegrityError:
         raise AuthenticationFailed("that is not a valid recovery key (check for typos)") from None
+    from govern.trust import trusted
+
     with ctx.store.read() as session:
-        meta = vault_meta(session)
-        if recovery.fingerprint != meta.recovery_fingerprint:
+        state = trusted(session, ctx.db_url, progress=ctx.progress)
+        if recovery.fingerprint != state.recovery_fingerprint:
             raise AuthenticationFailed("that recovery key does not belong to this vault")
         if session.exec(select(Person).where(Person.handle == admin)).first() is not None:
             raise Conflict(f"{admin} already exists: choose a new handle for the recovering admin")
@@ -51,6 +46,8 @@ def recover(ctx: Context, recovery_text: str, *, admin: str, name: str, email: s
     blob, _kek = keys.seal(passphrase, params)
     with ctx.store.write(admin, ctx.now()) as tx:
         session = tx.session
+        state = trusted(session, ctx.db_url)
+        tx.believe(state)
         meta = vault_meta(session)
         signature = recovery.sign(recovery_message(meta.id, tx.audit.tx, admin, keys.public.fingerprint))
         person = Person(
@@ -87,12 +84,14 @@ def recover(ctx: Context, recovery_text: str, *, admin: str, name: str, email: s
             "staff.added", subject=admin, data={"name": name, "email": email, "team": None, "role": "admin"}
         )
         tx.audit.append("staff.enrolled", subject=admin, data=public_keys_event(keys, params))
-        recovered = _wrap_everything(tx, meta, recovery, person, key_row)
+        recovered = _wrap_everything(tx, meta, recovery, person, key_row, state)
         tx.signer = Unlocked(person, key_row, keys)
     return {"admin": admin, "key_fingerprint": keys.public.fingerprint, "data_keys": recovered}
 
 
-def _wrap_everything(tx: WriteTx, meta: VaultMeta, recovery: RecoveryKey, person: Person, key: PersonKey) -> int:
+def _wrap_everything(
+    tx: WriteTx, meta: VaultMeta, recovery: RecoveryKey, person: Person, key_row: PersonKey, state: LogState
+) -> int:
     """Wrap to the new admin every data key that still protects something: live keys and
     the keys of versions still retained."""
     session = tx.session
@@ -124,6 +123,8 @@ def _wrap_everything(tx: WriteTx, meta: VaultMeta, recovery: RecoveryKey, person
             )
         except IntegrityError:
             raise IntegrityFailure(f"the recovery wrap of {account.slug} failed to open") from None
+        check_data_key(state, account, data_key.id, secret)
+        key = Recipient(handle=person.handle, fingerprint=key_row.fingerprint, x25519_public=key_row.x25519_public)
         wrap_to_person(session, meta, account, data_key, secret, person, key, tx.now)
         tx.audit.append(
             "key.wrapped",

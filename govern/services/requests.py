@@ -36,7 +36,7 @@ def create_request(ctx: Context, slug: str, *, reason: str, duration: timedelta 
     with acting(ctx) as (tx, me):
         session = tx.session
         account = get_account(session, slug)
-        check_holdable(session, account, me.person, tx.now)  # includes the policy gate
+        check_holdable(session, account, me.person, tx.now, tx.state)  # includes the policy gate
         pending = session.exec(
             select(AccessRequest).where(
                 AccessRequest.account_id == account.id,

@@ -13,7 +13,7 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from govern import validate
-from govern.context import Context, Unlocked, acting, reading
+from govern.context import Context, Unlocked, acting, reading, verified_reading
 from govern.custody import add_data_key, remove_wrap, retire_data_keys
 from govern.db import WriteTx
 from govern.errors import Conflict, NotFound
@@ -22,6 +22,7 @@ from govern.models import Account, CredentialVersion, DataKey, KeyWrap, Rotation
 from govern.platforms import DUE_SOON_WINDOW, generate_password, rules_for
 from govern.services.common import current_version, get_account, handles_by_id
 from govern.services.secrets import (
+    content_commitment,
     may_decrypt,
     open_values,
     pending_rotation,
@@ -101,18 +102,20 @@ def account_state(session: Session, account: Account, now: datetime) -> dict[str
     }
 
 
-def status(ctx: Context) -> list[dict[str, Any]]:
-    with reading(ctx) as (session, _me):
+def status(ctx: Context, *, verified: bool = False) -> list[dict[str, Any]]:
+    """Every account's rotation state. ``verified`` (for ``--check``, which gates cron) first
+    checks every governance row against the signed log: a deleted exposure refuses (exit 6)."""
+    with verified_reading(ctx) if verified else reading(ctx) as (session, *_rest):
         now = ctx.now()
         accounts = session.exec(select(Account).order_by(col(Account.slug))).all()
         return [account_state(session, account, now) for account in accounts]
 
 
 def overdue_followups(ctx: Context) -> int:
-    """Open offboarding steps past their deadline."""
+    """Open offboarding steps past their deadline (rows checked against the signed log)."""
     from govern.casework import overdue_steps
 
-    with reading(ctx) as (session, _me):
+    with verified_reading(ctx) as (session, _me, _state):
         return len(overdue_steps(session, ctx.now()))
 
 
@@ -160,6 +163,8 @@ def start(ctx: Context, slug: str) -> dict[str, Any]:
                 "current_version": previous.number,
                 "length": len(values["password"]),
                 "platform_rules": rules.name,
+                "fields": version.fields.split(","),
+                "content": content_commitment(tx, version),
             },
         )
     return {

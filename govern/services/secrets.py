@@ -10,9 +10,10 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
+from audit.state import sealed_digest
 from govern import validate
 from govern.context import Context, Unlocked, acting, reading, vault_meta
-from govern.custody import open_data_key, open_field, rekey, seal_field
+from govern.custody import check_sealed, key_check_value, open_data_key, open_field, rekey, seal_field
 from govern.db import WriteTx
 from govern.errors import Conflict, Denied, InvalidInput, NotFound
 from govern.exposure import FIELD_KIND, clear_exposures
@@ -57,7 +58,8 @@ def open_values(tx: WriteTx, me: Unlocked, account: Account, version: Credential
     if data_key is None:
         raise NotFound(f"the key of {account.slug} version {version.number} is gone")
     meta = vault_meta(session)
-    key = open_data_key(session, meta, account, data_key, me)
+    check_sealed(session, tx.state, account, version)
+    key = open_data_key(session, meta, account, data_key, me, tx.state)
     rows = session.exec(select(SealedField).where(SealedField.version_id == version.id)).all()
     return {row.field: open_field(meta, account, version, row.field, key, row.ciphertext) for row in rows}
 
@@ -73,7 +75,8 @@ def open_one(tx: WriteTx, me: Unlocked, account: Account, version: CredentialVer
     if data_key is None:
         raise NotFound(f"the key of {account.slug} version {version.number} is gone")
     meta = vault_meta(session)
-    key = open_data_key(session, meta, account, data_key, me)
+    check_sealed(session, tx.state, account, version)
+    key = open_data_key(session, meta, account, data_key, me, tx.state)
     return open_field(meta, account, version, field, key, row.ciphertext)
 
 
@@ -109,15 +112,21 @@ def write_version(
     session.add(version)
     session.flush()
     assert version.id is not None
+    sealed = {name: seal_field(meta, account, number, name, key, values[name]) for name in names}
     for name in names:
-        session.add(
-            SealedField(
-                version_id=version.id,
-                field=name,
-                ciphertext=seal_field(meta, account, number, name, key, values[name]),
-            )
-        )
+        session.add(SealedField(version_id=version.id, field=name, ciphertext=sealed[name]))
+    tx.extras[f"content:{version.id}"] = {
+        "data_key": data_key.id,
+        "sealed": sealed_digest(sealed),
+        "kcv": key_check_value(key),
+    }
     return version
+
+
+def content_commitment(tx: WriteTx, version: CredentialVersion) -> dict[str, Any]:
+    """What the signed event creating ``version`` commits to: its data key and sealed fields."""
+    commitment: dict[str, Any] = tx.extras[f"content:{version.id}"]
+    return commitment
 
 
 def supersede(tx: WriteTx, version: CredentialVersion) -> None:
@@ -178,6 +187,7 @@ def set_secret(
                 "fields_changed": version.changed.split(",") if version.changed else [],
                 "fields": version.fields.split(","),
                 "exposures_cleared": cleared,
+                "content": content_commitment(tx, version),
             },
         )
     return {

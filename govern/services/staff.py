@@ -1,14 +1,19 @@
 """Staff: adding people, one-time enrolment codes, enrolment, roles."""
 
 import base64
-import hashlib
 import hmac
 import secrets
 from datetime import timedelta
 from typing import Any
 
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from sqlmodel import Session, col, select
 
+from audit.log import format_ts
+from audit.state import LogState, enrolment_message
 from govern import validate
 from govern.context import Context, Unlocked, acting, person_key, reading
 from govern.custody import drop_wraps, ensure_custodians
@@ -18,19 +23,53 @@ from govern.models import Account, Enrolment, Grant, Person, PersonKey
 from govern.services.common import get_person, live_grant, require_role
 from govern.services.vaultinit import creation_kdf_params, public_keys_event
 from govern.timeutil import format_time
+from govern.trust import tag_of
 from vault import PersonKeys
 
 ENROLMENT_VALIDITY = timedelta(hours=72)
 
 
-def _new_code() -> str:
-    raw = base64.b32encode(secrets.token_bytes(20)).decode("ascii")
-    return "-".join(raw[i : i + 4] for i in range(0, len(raw), 4))
+CODE_SECRET_BYTES = 20  # 160 bits; the code also carries 40 bits of the vault's genesis hash
 
 
-def _code_hash(code: str) -> str:
-    normalised = code.strip().upper().replace("-", "").replace(" ", "")
-    return hashlib.sha256(b"govern-enrolment/v1\n" + normalised.encode("ascii", "replace")).hexdigest()
+def _new_code(genesis: str) -> tuple[str, bytes]:
+    """A one-time code: a random secret, then a tag of the genesis hash the person must find."""
+    secret = secrets.token_bytes(CODE_SECRET_BYTES)
+    raw = base64.b32encode(secret).decode("ascii") + tag_of(genesis)
+    return "-".join(raw[i : i + 4] for i in range(0, len(raw), 4)), secret
+
+
+def parse_code(code: str) -> tuple[bytes, str]:
+    """``(secret, genesis tag)`` of a typed code; any malformation is a wrong code (exit 5)."""
+    cleaned = code.strip().upper().replace("-", "").replace(" ", "")
+    body, tag = cleaned[:-8], cleaned[-8:]
+    try:
+        secret = base64.b32decode(body, casefold=False)
+    except ValueError:
+        raise AuthenticationFailed("that is not an enrolment code (check for typos)") from None
+    if len(secret) != CODE_SECRET_BYTES or len(tag) != 8:
+        raise AuthenticationFailed("that is not an enrolment code (check for typos)")
+    return secret, tag
+
+
+def code_signing_key(secret: bytes, genesis: str, vault_id: str, handle: str) -> Ed25519PrivateKey:
+    """The Ed25519 key derived from a one-time code, bound to the vault's genesis and the person.
+
+    The invitation commits to its public half; the enrolment is signed by it. A database
+    writer who does not know the code cannot derive it, and a vault with another genesis
+    derives another key, so the code cannot be replayed into a look-alike vault.
+    """
+    seed = HKDF(
+        algorithm=hashes.SHA256(),
+        length=32,
+        salt=bytes.fromhex(genesis),
+        info=b"govern-enrolment-key/v1\n" + f"{vault_id}\n{handle}".encode(),
+    ).derive(secret)
+    return Ed25519PrivateKey.from_private_bytes(seed)
+
+
+def _public(key: Ed25519PrivateKey) -> bytes:
+    return key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
 
 
 def person_view(person: Person, key: PersonKey | None = None) -> dict[str, Any]:
@@ -54,16 +93,24 @@ def _issue_code(tx: WriteTx, person: Person, actor: str) -> tuple[str, Enrolment
     ).all():
         open_code.expires_at = min(open_code.expires_at, tx.now)
         tx.session.add(open_code)
-    code = _new_code()
+    state = tx.state
+    assert state.genesis is not None
+    assert state.vault_id is not None
+    code, secret = _new_code(state.genesis)
+    enrol_key = _public(code_signing_key(secret, state.genesis, state.vault_id, person.handle))
     enrolment = Enrolment(
         person_id=person.id,
-        code_hash=_code_hash(code),
+        code_hash=enrol_key.hex(),  # the public key the code derives; the code itself is never stored
         created_at=tx.now,
         expires_at=tx.now + ENROLMENT_VALIDITY,
         created_by=actor,
     )
     tx.session.add(enrolment)
-    tx.audit.append("staff.invited", subject=person.handle, data={"expires_at": format_time(enrolment.expires_at)})
+    tx.audit.append(
+        "staff.invited",
+        subject=person.handle,
+        data={"expires_at": format_time(enrolment.expires_at), "enrol_key": base64.b64encode(enrol_key).decode()},
+    )
     return code, enrolment
 
 
@@ -112,24 +159,42 @@ def reissue_code(ctx: Context, handle: str) -> dict[str, Any]:
 
 
 def enroll(ctx: Context, handle: str, code: str) -> dict[str, Any]:
-    """The person sets their passphrase; their key pairs are made and sealed under it."""
+    """The person sets their passphrase; their key pairs are made and sealed under it.
+
+    Trust is anchored by the code, not by the database: the code names the genesis of the
+    vault the person was invited to, so the whole log is verified from that genesis and
+    pinned, and the invitation found in the verified log must commit to the key the code
+    derives. The enrolment is signed by that key and by the person's new key.
+    """
+    from govern.trust import trusted
+
     handle = validate.handle(handle)
-    digest = _code_hash(code)
+    secret, tag = parse_code(code)
     now = ctx.now()
 
-    def check(session: Session) -> tuple[Person, Enrolment]:
-        person = session.exec(select(Person).where(Person.handle == handle)).first()
-        if person is None or person.status != "invited":
+    def check(session: Session) -> tuple[Person, Enrolment, Ed25519PrivateKey, LogState]:
+        state = trusted(session, ctx.db_url, progress=ctx.progress, genesis_tag=tag)
+        proven = state.people.get(handle)
+        if proven is None or proven.status != "invited" or proven.invite_key is None:
             raise AuthenticationFailed(f"{handle} has no enrolment waiting")
-        candidates = session.exec(
-            select(Enrolment).where(Enrolment.person_id == person.id, col(Enrolment.used_at).is_(None))
-        ).all()
-        for enrolment in candidates:
-            if hmac.compare_digest(enrolment.code_hash, digest):
-                if enrolment.expires_at <= now:
-                    raise AuthenticationFailed("this enrolment code has expired: ask an admin for a new one")
-                return person, enrolment
-        raise AuthenticationFailed("wrong enrolment code")
+        assert state.genesis is not None
+        assert state.vault_id is not None
+        signing = code_signing_key(secret, state.genesis, state.vault_id, handle)
+        if not hmac.compare_digest(_public(signing), proven.invite_key):
+            raise AuthenticationFailed("wrong enrolment code")
+        if proven.invite_expires is not None and format_ts(now) > proven.invite_expires:
+            raise AuthenticationFailed("this enrolment code has expired: ask an admin for a new one")
+        person = session.exec(select(Person).where(Person.handle == handle)).one()
+        enrolment = session.exec(
+            select(Enrolment).where(
+                Enrolment.person_id == person.id,
+                col(Enrolment.used_at).is_(None),
+                Enrolment.code_hash == proven.invite_key.hex(),
+            )
+        ).first()
+        if enrolment is None:
+            raise AuthenticationFailed("wrong enrolment code")
+        return person, enrolment, signing, state
 
     with ctx.store.read() as session:
         check(session)
@@ -138,8 +203,10 @@ def enroll(ctx: Context, handle: str, code: str) -> dict[str, Any]:
     keys = PersonKeys.generate()
     blob, _kek = keys.seal(passphrase, params)
     with ctx.store.write(handle, now) as tx:
-        person, enrolment = check(tx.session)
+        person, enrolment, signing, state = check(tx.session)
         assert person.id is not None
+        assert state.vault_id is not None
+        tx.believe(state)
         enrolment.used_at = now
         person.status = "active"
         key_row = PersonKey(
@@ -151,7 +218,9 @@ def enroll(ctx: Context, handle: str, code: str) -> dict[str, Any]:
             created_at=now,
         )
         tx.session.add_all([enrolment, person, key_row])
-        tx.audit.append("staff.enrolled", subject=handle, data=public_keys_event(keys, params))
+        signature = signing.sign(enrolment_message(state.vault_id, handle, keys.public.fingerprint))
+        data = {**public_keys_event(keys, params), "code_signature": base64.b64encode(signature).decode("ascii")}
+        tx.audit.append("staff.enrolled", subject=handle, data=data)
         tx.signer = Unlocked(person, key_row, keys)
     return person_view(person, key_row)
 

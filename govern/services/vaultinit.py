@@ -130,6 +130,12 @@ def init_vault(
             if recovery_file is not None:
                 _write_private_file(recovery_file, recovery.export() + "\n")
                 wrote_recovery = True
+        # This client made the vault: it pins the genesis it just signed.
+        from govern.trust import remember_database, verify_from_pin
+
+        remember_database(ctx.db_url, vault_id)
+        with store.read() as session:
+            verify_from_pin(session, ctx.db_url)
     except BaseException:
         engine.dispose()
         if wrote_recovery and recovery_file is not None:

@@ -1,0 +1,803 @@
+"""The rules of the log, and the state it proves: pure functions over events, no database.
+
+A vault's database is shared and writable by everyone who uses it, so its rows are a
+cache; the signed log is the truth. :class:`LogState` replays verified transactions and
+enforces the rules of the log (docs/security.md, properties 9 to 13):
+
+- keys enter only through ``vault.initialised`` (the first admin and the recovery key),
+  ``staff.enrolled`` of an *invited* person, signed by the key derived from their one-time
+  code, and ``vault.recovered``, signed by the key derived from the recovery key;
+- a key belongs to one person for ever, and its fingerprint is recomputed from the full
+  public keys;
+- every event of a transaction has the seal's signer as its actor, and every event is
+  checked against its actor's rights at that moment;
+- a data key is wrapped only to the recovery key, active admins and live holders, and
+  the events that create a credential version commit to its sealed fields and to a
+  key-check value of its data key.
+
+A transaction that breaks a rule raises :class:`ChainError` naming its first event. The
+state also answers every question a command needs to decide (roles, statuses, public
+keys, live grants, owners, caps, the recovery key, commitments), and serialises to JSON
+so that a client can keep it beside its pin and verify only what is new.
+"""
+
+import base64
+import hashlib
+import json
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from audit.chain import EventRecord, SealRecord
+from audit.errors import ChainError
+from vault import IntegrityError, PublicKeys, RecoveryKey, verify_signature
+
+STATE_FORMAT = 1
+
+# Actions only an admin may take.
+ADMIN_ACTIONS = frozenset(
+    {
+        "staff.added",
+        "staff.invited",
+        "staff.role_changed",
+        "account.added",
+        "account.updated",
+        "access.revoked",
+        "access.over_cap",
+        "access.recorded",
+        "policy.published",
+        "review.started",
+        "review.revoked",
+        "review.closed",
+        "offboard.started",
+        "offboard.step_done",
+        "offboard.step_waived",
+        "staff.offboarded",
+        "access.cancelled",
+    }
+)
+# Actions an admin or the account's owner may take.
+OWNER_ACTIONS = frozenset({"access.approved", "access.denied", "review.certified"})
+# Actions that read or change a credential: an admin or a live holder, never an auditor.
+HOLDER_ACTIONS = frozenset(
+    {"secret.set", "secret.revealed", "rotation.started", "rotation.confirmed", "rotation.aborted"}
+)
+KINDS = {"password": "password", "totp-uri": "totp", "recovery-codes": "recovery-codes"}
+
+_ENROL_DOMAIN = b"govern-enrolment/v1\n"
+_RECOVERY_DOMAIN = b"govern-recovery/v1\n"
+
+
+def _canonical(value: Any) -> bytes:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def enrolment_message(vault_id: str, handle: str, fingerprint: str) -> bytes:
+    """What the key derived from a one-time code signs: this person takes these keys."""
+    return _ENROL_DOMAIN + _canonical({"vault_id": vault_id, "handle": handle, "key": fingerprint})
+
+
+def recovery_message(vault_id: str, tx: str, admin: str, fingerprint: str) -> bytes:
+    """What the recovery key's signing half signs: this transaction recovers with this admin."""
+    return _RECOVERY_DOMAIN + _canonical({"vault_id": vault_id, "tx": tx, "admin": admin, "key": fingerprint})
+
+
+def sealed_digest(fields: dict[str, bytes]) -> str:
+    """The commitment to a credential version's sealed fields (names and ciphertexts)."""
+    body = {name: base64.b64encode(value).decode("ascii") for name, value in sorted(fields.items())}
+    return hashlib.sha256(b"govern-sealed-fields/v1\n" + _canonical(body)).hexdigest()
+
+
+def _b64(value: bytes) -> str:
+    return base64.b64encode(value).decode("ascii")
+
+
+def _unb64(value: Any) -> bytes:
+    if not isinstance(value, str):
+        raise ValueError("not base64 text")
+    return base64.b64decode(value, validate=True)
+
+
+def iso_to_ts(value: Any) -> str | None:
+    """Times in event data are ISO seconds (``…Z``); event times carry microseconds."""
+    if value is None:
+        return None
+    text = str(value)
+    return text[:-1] + ".000000Z" if text.endswith("Z") and "." not in text else text
+
+
+class RuleBroken(Exception):
+    """An event breaks a rule of the log (turned into a ChainError naming it)."""
+
+
+@dataclass
+class Key:
+    owner: str
+    x25519: bytes
+    ed25519: bytes
+
+
+@dataclass
+class Person:
+    handle: str
+    role: str
+    status: str
+    key: str | None = None
+    invite_key: bytes | None = None  # the public half of the key derived from the open code
+    invite_expires: str | None = None
+    admin_periods: list[list[str | None]] = field(default_factory=list)
+
+
+@dataclass
+class Account:
+    slug: str
+    owner: str | None
+    max_holders: int
+    rotate_every: str | None
+    platform: str
+
+
+@dataclass
+class Grant:
+    id: int
+    account: str
+    handle: str
+    start: str
+    until: str | None
+    reason: str | None
+    by: str
+    request: int | None = None
+    revoked: str | None = None
+    expired: str | None = None
+
+    def live_at(self, ts: str) -> bool:
+        ended = [t for t in (self.revoked, self.until) if t is not None]
+        return self.start <= ts and all(ts < t for t in ended)
+
+    def end(self) -> str | None:
+        ends = [t for t in (self.revoked, self.expired, self.until) if t is not None]
+        return min(ends) if ends else None
+
+
+@dataclass
+class DataKey:
+    id: int
+    account: str
+    kcv: str
+    retired: bool = False
+
+
+@dataclass
+class Version:
+    account: str
+    number: int
+    data_key: int
+    sealed: str
+    fields: list[str]
+    changed: list[str]
+    status: str
+    at: str
+    by: str
+    how: str
+
+
+@dataclass
+class Case:
+    id: int
+    handle: str
+    steps: int
+    deadline: str
+    closed_steps: dict[str, str] = field(default_factory=dict)  # step number -> done | waived
+    status: str = "open"
+
+
+@dataclass
+class LogState:
+    """Everything the verified log says, up to ``seq``/``head``."""
+
+    vault_id: str | None = None
+    org: str | None = None
+    genesis: str | None = None
+    seq: int = 0
+    head: str = "0" * 64
+    recovery_fingerprint: str | None = None
+    recovery_x25519: bytes | None = None
+    recovery_ed25519: bytes | None = None
+    keys: dict[str, Key] = field(default_factory=dict)
+    people: dict[str, Person] = field(default_factory=dict)
+    accounts: dict[str, Account] = field(default_factory=dict)
+    grants: dict[int, Grant] = field(default_factory=dict)
+    data_keys: dict[int, DataKey] = field(default_factory=dict)
+    wraps: set[tuple[int, str]] = field(default_factory=set)
+    versions: dict[str, dict[int, Version]] = field(default_factory=dict)
+    exposures: set[tuple[str, int, str, str]] = field(default_factory=set)  # account, version, handle, kind
+    requests: dict[int, str] = field(default_factory=dict)
+    rotations: dict[int, str] = field(default_factory=dict)
+    policies: dict[str, str] = field(default_factory=dict)  # version -> sha256 of the text
+    acks: set[tuple[str, str]] = field(default_factory=set)  # policy version, handle
+    reviews: dict[int, str] = field(default_factory=dict)
+    knowledge: set[tuple[str, str]] = field(default_factory=set)  # account, handle
+    cases: dict[int, Case] = field(default_factory=dict)
+    # (transaction, actor, "init" or the recovered admin's key) while init or a recovery is replayed
+    _boot: tuple[str, str, str] | None = field(default=None, init=False, repr=False, compare=False)
+
+    # -- questions ------------------------------------------------------------------------
+
+    def person_key(self, handle: str) -> Key | None:
+        person = self.people.get(handle)
+        return None if person is None or person.key is None else self.keys.get(person.key)
+
+    def active_admins(self) -> list[str]:
+        return sorted(h for h, p in self.people.items() if p.role == "admin" and p.status == "active" and p.key)
+
+    def live_grant(self, account: str, handle: str, ts: str) -> Grant | None:
+        for grant in self.grants.values():
+            if grant.account == account and grant.handle == handle and grant.live_at(ts):
+                return grant
+        return None
+
+    def live_holders(self, account: str, ts: str) -> list[str]:
+        """Active, enrolled, non-auditor people with a live grant of ``account`` at ``ts``."""
+        out = set()
+        for grant in self.grants.values():
+            if grant.account == account and grant.live_at(ts):
+                person = self.people.get(grant.handle)
+                if person is not None and person.status == "active" and person.role != "auditor" and person.key:
+                    out.add(grant.handle)
+        return sorted(out)
+
+    def may_receive(self, account: str, ts: str) -> set[str]:
+        """Key fingerprints a data key of ``account`` may be wrapped to at ``ts``."""
+        allowed = {self.recovery_fingerprint} if self.recovery_fingerprint else set()
+        for handle in set(self.active_admins()) | set(self.live_holders(account, ts)):
+            key = self.people[handle].key
+            if key is not None:
+                allowed.add(key)
+        return allowed
+
+    def may_use(self, account: str, handle: str, ts: str) -> bool:
+        person = self.people.get(handle)
+        if person is None or person.status != "active" or person.role == "auditor":
+            return False
+        return person.role == "admin" or self.live_grant(account, handle, ts) is not None
+
+    def admins_at(self, ts: str) -> list[str]:
+        return sorted(
+            handle
+            for handle, person in self.people.items()
+            if any(s is not None and s <= ts and (e is None or ts < e) for s, e in person.admin_periods)
+        )
+
+    def version(self, account: str, number: int) -> Version | None:
+        return self.versions.get(account, {}).get(number)
+
+    # -- replay ---------------------------------------------------------------------------
+
+    def apply_transaction(self, events: list[EventRecord], seal: SealRecord) -> bytes:
+        """Apply one verified-link transaction; return the Ed25519 key its seal must verify with.
+
+        Raises :class:`ChainError` at the first event that breaks a rule. On error the
+        state may be partly updated: callers discard it (a client never saves it).
+        """
+        before = set(self.keys)
+        self._boot = None
+        for event in events:
+            try:
+                if event.actor != seal.signer:
+                    raise RuleBroken(f"its actor {event.actor} is not the transaction's signer {seal.signer}")
+                self._apply(event)
+            except RuleBroken as broken:
+                raise ChainError(str(broken), event.seq) from None
+            except (KeyError, TypeError, ValueError, AttributeError):
+                raise ChainError(f"{event.action} carries malformed data", event.seq) from None
+            self.seq, self.head = event.seq, event.hash
+        key = self.keys.get(seal.key)
+        if key is None or key.owner != seal.signer:
+            raise ChainError(f"seal is signed by unknown key {seal.key} of {seal.signer}", events[0].seq)
+        if seal.key not in before:
+            # A key may sign the transaction that introduced it only when that transaction
+            # is an introduction the rules accepted: init, an enrolment, a recovery.
+            introduced_by = {e.action for e in events}
+            if not introduced_by & {"vault.initialised", "staff.enrolled", "vault.recovered"}:
+                raise ChainError(
+                    "seal is signed by a key the transaction did not legitimately introduce", events[0].seq
+                )
+        person = self.people.get(seal.signer)
+        if person is None or person.key != seal.key:
+            raise ChainError(f"seal is signed with a key {seal.signer} does not hold", events[0].seq)
+        return key.ed25519
+
+    def apply_own(self, event: EventRecord) -> None:
+        """Apply an event this client is appending, so later decisions of the same transaction
+        see it; an event that breaks a rule is refused before it is ever committed."""
+        try:
+            self._apply(event)
+        except RuleBroken as broken:
+            raise ChainError(f"refusing to write an event that breaks a rule of the log: {broken}", event.seq) from None
+        self.seq, self.head = event.seq, event.hash
+
+    def _apply(self, event: EventRecord) -> None:
+        action = event.action
+        handler = getattr(self, "_on_" + action.replace(".", "_"), None)
+        # Most events (reveals above all) change nothing but are checked against the actor's
+        # rights; their data is covered by the chain and need not be parsed (the hot path).
+        needs_data = handler is not None or action in ("vault.initialised", "vault.recovered", "access.granted")
+        data = event.data_object() if needs_data else {}
+        if self.vault_id is None:
+            if action != "vault.initialised" or event.seq != 1:
+                raise RuleBroken("the log must start with vault.initialised")
+            self._init(event, data)
+            return
+        if action == "vault.initialised":
+            raise RuleBroken("a second vault.initialised")
+        if action == "vault.recovered":
+            self._recovered(event, data)
+            return
+        self._authorise(event, data)
+        if handler is not None:
+            handler(event, data)
+
+    def _authorise(self, event: EventRecord, data: dict[str, Any]) -> None:
+        action = event.action
+        actor = self.people.get(event.actor)
+        if action == "staff.enrolled":
+            return  # checked by its handler (code signature, or the recovery/init transaction)
+        if action == "staff.added" and self._bootstrapping(event) is not None:
+            if event.subject != event.actor or data.get("role") != "admin":
+                raise RuleBroken("init or a recovery may only add its own admin")
+            return
+        if actor is None or actor.status != "active":
+            raise RuleBroken(f"{event.actor} acted without being an active person")
+        is_admin = actor.role == "admin"
+        account = event.account or ""
+        if action in ADMIN_ACTIONS and not is_admin:
+            raise RuleBroken(f"{action} by {event.actor}, who was not an admin")
+        owner = self.accounts[account].owner if account in self.accounts else None
+        if action in OWNER_ACTIONS and not is_admin and owner != event.actor:
+            raise RuleBroken(f"{action} by {event.actor}, not an admin or the owner")
+        if action == "access.granted" and not is_admin and (data.get("request") is None or owner != event.actor):
+            raise RuleBroken(f"access granted by {event.actor}, not an admin or the owner")
+        if action in ("access.approved", "access.denied") and event.subject == event.actor:
+            raise RuleBroken(f"{event.actor} decided their own request")
+        if action in HOLDER_ACTIONS and not self.may_use(account, event.actor, event.ts):
+            raise RuleBroken(f"{action} on {account} by {event.actor}, who neither held it nor was an admin")
+        if action == "key.wrapped" and not is_admin and data.get("as") != "recovery":
+            raise RuleBroken(f"key.wrapped by {event.actor}, who was not an admin")
+        if action == "key.created" and not self.may_use(account, event.actor, event.ts):
+            raise RuleBroken(f"key.created on {account} by {event.actor}, who neither held it nor was an admin")
+
+    # -- introductions --------------------------------------------------------------------
+
+    def _init(self, event: EventRecord, data: dict[str, Any]) -> None:
+        recovery = data["recovery_key"]
+        self.vault_id = str(data["vault_id"])
+        self.org = str(data.get("org"))
+        self.genesis = event.hash
+        self.recovery_x25519 = _unb64(recovery["x25519"])
+        self.recovery_ed25519 = _unb64(recovery["ed25519"])
+        self.recovery_fingerprint = RecoveryKey.fingerprint_of(self.recovery_x25519)
+        if self.recovery_fingerprint != recovery["fingerprint"]:
+            raise RuleBroken("the recovery key's fingerprint does not match its public key")
+        self._boot = (event.tx, event.actor, "init")
+
+    def _recovered(self, event: EventRecord, data: dict[str, Any]) -> None:
+        admin = str(event.subject)
+        if event.actor != admin or admin in self.people:
+            raise RuleBroken("a recovery must create a new admin who signs it")
+        try:
+            assert self.vault_id is not None
+            assert self.recovery_ed25519 is not None
+            message = recovery_message(self.vault_id, event.tx, admin, str(data["admin_key"]))
+            verify_signature(self.recovery_ed25519, message, _unb64(data["signature"]))
+        except (IntegrityError, ValueError):
+            raise RuleBroken("a recovery not signed by this vault's recovery key") from None
+        self._boot = (event.tx, admin, str(data["admin_key"]))
+
+    def _bootstrapping(self, event: EventRecord) -> tuple[str, str] | None:
+        """``(handle, expected key or 'init')`` when ``event`` is inside init or a recovery."""
+        boot = self._boot
+        if boot is None or boot[0] != event.tx or boot[1] != event.actor:
+            return None
+        return boot[1], boot[2]
+
+    def _on_staff_added(self, event: EventRecord, data: dict[str, Any]) -> None:
+        handle = str(event.subject)
+        if handle in self.people:
+            raise RuleBroken(f"{handle} already exists")
+        role = str(data["role"])
+        if role not in ("member", "manager", "admin", "auditor"):
+            raise RuleBroken(f"unknown role {role!r}")
+        self.people[handle] = Person(handle=handle, role=role, status="invited")
+
+    def _on_staff_invited(self, event: EventRecord, data: dict[str, Any]) -> None:
+        person = self.people[str(event.subject)]
+        if person.status != "invited":
+            raise RuleBroken(f"{person.handle} is {person.status}, not waiting to enrol")
+        person.invite_key = _unb64(data["enrol_key"])
+        if len(person.invite_key) != 32:
+            raise RuleBroken("the invitation's enrolment key is malformed")
+        person.invite_expires = iso_to_ts(data["expires_at"])
+
+    def _on_staff_enrolled(self, event: EventRecord, data: dict[str, Any]) -> None:
+        handle = str(event.subject)
+        person = self.people.get(handle)
+        if person is None or person.status != "invited" or event.actor != handle:
+            raise RuleBroken(f"enrolment of {handle} that was not waiting for one")
+        public = data["public_keys"]
+        keys = PublicKeys(x25519=_unb64(public["x25519"]), ed25519=_unb64(public["ed25519"]))
+        if len(keys.x25519) != 32 or len(keys.ed25519) != 32:
+            raise RuleBroken("malformed public keys")
+        fingerprint = keys.fingerprint
+        if fingerprint != public["fingerprint"]:
+            raise RuleBroken("the key fingerprint does not match the public keys")
+        if fingerprint in self.keys or fingerprint == self.recovery_fingerprint:
+            raise RuleBroken(f"key {fingerprint} already belongs to someone")
+        boot = self._bootstrapping(event)
+        if boot is not None:
+            if boot[1] not in ("init", fingerprint) or person.role != "admin":
+                raise RuleBroken(f"the key of {handle} is not the one the recovery signed")
+        else:
+            if person.invite_key is None:
+                raise RuleBroken(f"{handle} has no open invitation")
+            if person.invite_expires is not None and event.ts > person.invite_expires:
+                raise RuleBroken(f"{handle} enrolled after the invitation expired")
+            assert self.vault_id is not None
+            try:
+                verify_signature(
+                    person.invite_key,
+                    enrolment_message(self.vault_id, handle, fingerprint),
+                    _unb64(data["code_signature"]),
+                )
+            except (IntegrityError, KeyError, ValueError):
+                raise RuleBroken(f"the enrolment of {handle} is not signed with its invitation's code") from None
+        self.keys[fingerprint] = Key(owner=handle, x25519=keys.x25519, ed25519=keys.ed25519)
+        was_admin = self._is_admin(person)
+        person.key = fingerprint
+        person.status = "active"
+        person.invite_key = None
+        self._admin_edge(person, was_admin, event.ts)
+
+    # -- people ---------------------------------------------------------------------------
+
+    @staticmethod
+    def _is_admin(person: Person) -> bool:
+        return person.role == "admin" and person.status == "active"
+
+    def _admin_edge(self, person: Person, was_admin: bool, ts: str) -> None:
+        is_admin = self._is_admin(person)
+        if is_admin and not was_admin:
+            person.admin_periods.append([ts, None])
+        elif was_admin and not is_admin and person.admin_periods:
+            person.admin_periods[-1][1] = ts
+
+    def _on_staff_role_changed(self, event: EventRecord, data: dict[str, Any]) -> None:
+        person = self.people[str(event.subject)]
+        role = str(data["to"])
+        if role not in ("member", "manager", "admin", "auditor") or person.role != data["from"]:
+            raise RuleBroken("a role change that does not follow from the log")
+        was_admin = self._is_admin(person)
+        person.role = role
+        self._admin_edge(person, was_admin, event.ts)
+
+    def _on_staff_offboarded(self, event: EventRecord, _data: dict[str, Any]) -> None:
+        person = self.people[str(event.subject)]
+        was_admin = self._is_admin(person)
+        person.status = "offboarded"
+        person.invite_key = None
+        self._admin_edge(person, was_admin, event.ts)
+
+    # -- accounts and grants --------------------------------------------------------------
+
+    def _on_account_added(self, event: EventRecord, data: dict[str, Any]) -> None:
+        slug = str(event.account)
+        if slug in self.accounts:
+            raise RuleBroken(f"account {slug} already exists")
+        owner = data.get("owner")
+        if owner is not None and owner not in self.people:
+            raise RuleBroken(f"owner {owner} is not a person")
+        self.accounts[slug] = Account(
+            slug=slug,
+            owner=owner,
+            max_holders=int(data["max_holders"]),
+            rotate_every=data.get("rotate_every"),
+            platform=str(data["platform"]),
+        )
+        self.versions.setdefault(slug, {})
+
+    def _on_account_updated(self, event: EventRecord, data: dict[str, Any]) -> None:
+        account = self.accounts[str(event.account)]
+        for name, change in data.get("changes", {}).items():
+            new = change[1]
+            if name == "owner":
+                account.owner = new
+            elif name == "max_holders":
+                account.max_holders = int(new)
+            elif name == "rotate_every":
+                account.rotate_every = new
+            elif name == "platform":
+                account.platform = str(new)
+
+    def _on_access_granted(self, event: EventRecord, data: dict[str, Any]) -> None:
+        slug, handle = str(event.account), str(event.subject)
+        if slug not in self.accounts or handle not in self.people:
+            raise RuleBroken("a grant of an unknown account or person")
+        grant_id = int(data["grant"])
+        if grant_id in self.grants:
+            raise RuleBroken(f"grant {grant_id} already exists")
+        self.grants[grant_id] = Grant(
+            id=grant_id,
+            account=slug,
+            handle=handle,
+            start=event.ts,
+            until=iso_to_ts(data.get("until")),
+            reason=event.reason,
+            by=event.actor,
+            request=data.get("request"),
+        )
+        recipient = str(data["recipient"]) if data.get("recipient") is not None else None
+        if recipient is not None and recipient != self.people[handle].key:
+            raise RuleBroken(f"a key of {slug} wrapped to {recipient}, which is not {handle}'s key")
+        for key_id in data.get("data_keys", []):
+            self._wrap(int(key_id), str(recipient), slug, event.ts)
+        if data.get("request") is not None:
+            self.requests[int(data["request"])] = "approved"
+
+    def _on_access_revoked(self, event: EventRecord, data: dict[str, Any]) -> None:
+        for grant_id in data["grants"]:
+            self.grants[int(grant_id)].revoked = event.ts
+
+    def _on_access_expired(self, event: EventRecord, data: dict[str, Any]) -> None:
+        grant = self.grants[int(data["grant"])]
+        if grant.until is None or grant.until > event.ts:
+            raise RuleBroken(f"grant {grant.id} marked expired before its end")
+        grant.expired = event.ts
+
+    def _on_access_requested(self, _event: EventRecord, data: dict[str, Any]) -> None:
+        self.requests[int(data["request"])] = "pending"
+
+    def _on_access_approved(self, _event: EventRecord, data: dict[str, Any]) -> None:
+        self.requests[int(data["request"])] = "approved"
+
+    def _on_access_denied(self, _event: EventRecord, data: dict[str, Any]) -> None:
+        self.requests[int(data["request"])] = "denied"
+
+    def _on_access_cancelled(self, _event: EventRecord, data: dict[str, Any]) -> None:
+        for request_id in data.get("requests", [data.get("request")]):
+            if request_id is not None:
+                self.requests[int(request_id)] = "cancelled"
+
+    def _on_access_withdrawn(self, event: EventRecord, data: dict[str, Any]) -> None:
+        self._on_access_cancelled(event, data)
+
+    def _on_access_recorded(self, event: EventRecord, _data: dict[str, Any]) -> None:
+        self.knowledge.add((str(event.account), str(event.subject)))
+
+    # -- keys and versions ----------------------------------------------------------------
+
+    def _wrap(self, key_id: int, fingerprint: str, slug: str, ts: str) -> None:
+        data_key = self.data_keys.get(key_id)
+        if data_key is None or data_key.account != slug:
+            raise RuleBroken(f"data key {key_id} is not a key of {slug}")
+        if fingerprint not in self.may_receive(slug, ts):
+            raise RuleBroken(f"data key {key_id} of {slug} wrapped to {fingerprint}, who may not hold it")
+        self.wraps.add((key_id, fingerprint))
+
+    def _on_key_created(self, event: EventRecord, data: dict[str, Any]) -> None:
+        slug = str(event.account)
+        key_id = int(data["data_key"])
+        if slug not in self.accounts or key_id in self.data_keys:
+            raise RuleBroken(f"data key {key_id} created twice or for an unknown account")
+        kcv = data.get("kcv")
+        if not isinstance(kcv, str) or len(kcv) != 32:
+            raise RuleBroken("a data key without a key-check value")
+        self.data_keys[key_id] = DataKey(id=key_id, account=slug, kcv=kcv)
+        recipients = [str(f) for f in data["recipients"]]
+        if self.recovery_fingerprint not in recipients:
+            raise RuleBroken(f"data key {key_id} is not wrapped to the recovery key")
+        for fingerprint in recipients:
+            self._wrap(key_id, fingerprint, slug, event.ts)
+
+    def _on_key_wrapped(self, event: EventRecord, data: dict[str, Any]) -> None:
+        recipient = str(data["recipient"])
+        if self.people.get(str(event.subject)) is None or self.people[str(event.subject)].key != recipient:
+            raise RuleBroken(f"a wrap to {recipient}, which is not {event.subject}'s key")
+        self._wrap(int(data["data_key"]), recipient, str(event.account), event.ts)
+
+    def _removed(self, data: dict[str, Any]) -> None:
+        for key_id, fingerprint in data.get("removed", []):
+            self.wraps.discard((int(key_id), str(fingerprint)))
+
+    def _on_key_unwrapped(self, event: EventRecord, data: dict[str, Any]) -> None:
+        self._removed(data)
+        for mark in data.get("exposed", []):
+            self.exposures.add((str(event.account), int(mark["version"]), str(event.subject), str(mark["kind"])))
+
+    def _on_key_retired(self, _event: EventRecord, data: dict[str, Any]) -> None:
+        self._removed(data)
+        for key_id in data.get("data_keys", []):
+            self.data_keys[int(key_id)].retired = True
+
+    def _new_version(self, event: EventRecord, data: dict[str, Any], number: int, status: str, how: str) -> Version:
+        slug = str(event.account)
+        content = data["content"]
+        key_id = int(content["data_key"])
+        data_key = self.data_keys.get(key_id)
+        if data_key is None or data_key.account != slug or data_key.retired:
+            raise RuleBroken(f"version {number} of {slug} is sealed under a key that is not a live key of it")
+        if content["kcv"] != data_key.kcv:
+            raise RuleBroken(f"version {number} of {slug} commits to another data key")
+        versions = self.versions.setdefault(slug, {})
+        if number in versions or number != max(versions, default=0) + 1:
+            raise RuleBroken(f"version {number} of {slug} is out of sequence")
+        version = Version(
+            account=slug,
+            number=number,
+            data_key=key_id,
+            sealed=str(content["sealed"]),
+            fields=[str(f) for f in data["fields"]],
+            changed=[str(f) for f in data.get("fields_changed", [])],
+            status=status,
+            at=event.ts,
+            by=event.actor,
+            how=how,
+        )
+        versions[number] = version
+        return version
+
+    def _supersede_current(self, slug: str) -> None:
+        for version in self.versions.get(slug, {}).values():
+            if version.status == "current":
+                version.status = "superseded"
+
+    def _clear(self, slug: str, kinds: set[str], number: int) -> None:
+        self.exposures = {e for e in self.exposures if not (e[0] == slug and e[3] in kinds and e[1] < number)}
+
+    def _on_secret_set(self, event: EventRecord, data: dict[str, Any]) -> None:
+        slug = str(event.account)
+        self._supersede_current(slug)
+        version = self._new_version(event, data, int(data["version"]), "current", "secret set")
+        self._clear(slug, {KINDS[f] for f in version.changed if f in KINDS}, version.number)
+
+    def _on_rotation_started(self, event: EventRecord, data: dict[str, Any]) -> None:
+        slug = str(event.account)
+        if any(v.status == "pending" for v in self.versions.get(slug, {}).values()):
+            raise RuleBroken(f"a second pending rotation of {slug}")
+        data = {**data, "fields_changed": ["password"]}
+        self._new_version(event, data, int(data["pending_version"]), "pending", "rotation")
+        self.rotations[int(data["rotation"])] = "pending"
+
+    def _on_rotation_confirmed(self, event: EventRecord, data: dict[str, Any]) -> None:
+        slug = str(event.account)
+        version = self.versions[slug][int(data["version"])]
+        if version.status != "pending" or self.rotations.get(int(data["rotation"])) != "pending":
+            raise RuleBroken(f"confirmation of a rotation of {slug} that is not pending")
+        self._supersede_current(slug)
+        version.status = "current"
+        version.at, version.by = event.ts, event.actor
+        self.rotations[int(data["rotation"])] = "confirmed"
+        self._clear(slug, {"password"}, version.number)
+
+    def _on_rotation_aborted(self, event: EventRecord, data: dict[str, Any]) -> None:
+        slug = str(event.account)
+        self.versions[slug][int(data["version"])].status = "aborted"
+        self.rotations[int(data["rotation"])] = "aborted"
+        self.data_keys[int(data["data_key"])].retired = True
+        self._removed(data)
+
+    def _on_secret_destroyed(self, event: EventRecord, data: dict[str, Any]) -> None:
+        version = self.versions[str(event.account)][int(data["version"])]
+        if version.status != "superseded":
+            raise RuleBroken(f"destruction of version {version.number}, which is {version.status}")
+        version.status = "destroyed"
+
+    # -- policy, reviews, offboarding -----------------------------------------------------
+
+    def _on_policy_published(self, _event: EventRecord, data: dict[str, Any]) -> None:
+        self.policies[str(data["version"])] = str(data["sha256"])
+
+    def _on_policy_acknowledged(self, event: EventRecord, data: dict[str, Any]) -> None:
+        version = str(data["version"])
+        if self.policies.get(version) != data["sha256"] or event.subject != event.actor:
+            raise RuleBroken("an acknowledgement of a policy that was not published, or for someone else")
+        self.acks.add((version, str(event.subject)))
+
+    def _on_review_started(self, _event: EventRecord, data: dict[str, Any]) -> None:
+        self.reviews[int(data["review"])] = "open"
+
+    def _on_review_closed(self, _event: EventRecord, data: dict[str, Any]) -> None:
+        self.reviews[int(data["review"])] = "closed"
+
+    def _on_offboard_started(self, event: EventRecord, data: dict[str, Any]) -> None:
+        case_id = int(data["case"])
+        self.cases[case_id] = Case(
+            id=case_id, handle=str(event.subject), steps=int(data["steps"]), deadline=str(data["deadline"])
+        )
+
+    def _close_step(self, data: dict[str, Any], how: str) -> None:
+        case = self.cases[int(data["case"])]
+        step = int(data["step"])
+        if not 1 <= step <= case.steps or str(step) in case.closed_steps:
+            raise RuleBroken(f"step {step} of case {case.id} is not open")
+        case.closed_steps[str(step)] = how
+
+    def _on_offboard_step_done(self, _event: EventRecord, data: dict[str, Any]) -> None:
+        self._close_step(data, "done")
+        for number in data.get("followups_closed", []):
+            self._close_step({"case": data["case"], "step": number}, "done")
+
+    def _on_offboard_step_closed(self, _event: EventRecord, data: dict[str, Any]) -> None:
+        self._close_step(data, "done")
+
+    def _on_offboard_step_waived(self, _event: EventRecord, data: dict[str, Any]) -> None:
+        self._close_step(data, "waived")
+
+    def _on_offboard_completed(self, _event: EventRecord, data: dict[str, Any]) -> None:
+        case = self.cases[int(data["case"])]
+        if len(case.closed_steps) != case.steps:
+            raise RuleBroken(f"case {case.id} completed with steps still open")
+        case.status = "closed"
+
+    # -- serialisation --------------------------------------------------------------------
+
+    def to_json(self) -> dict[str, Any]:
+        raw = asdict(self)
+        raw["format"] = STATE_FORMAT
+        for name in ("recovery_x25519", "recovery_ed25519"):
+            value = getattr(self, name)
+            raw[name] = None if value is None else _b64(value)
+        raw["keys"] = {fp: {"owner": k.owner, "x25519": _b64(k.x25519), "ed25519": _b64(k.ed25519)}
+                       for fp, k in self.keys.items()}  # fmt: skip
+        raw["people"] = {
+            h: {**asdict(p), "invite_key": None if p.invite_key is None else _b64(p.invite_key)}
+            for h, p in self.people.items()
+        }
+        raw["wraps"] = sorted([list(w) for w in self.wraps])
+        raw["exposures"] = sorted([list(e) for e in self.exposures])
+        raw["acks"] = sorted([list(a) for a in self.acks])
+        raw["knowledge"] = sorted([list(k) for k in self.knowledge])
+        raw["versions"] = {slug: {str(n): asdict(v) for n, v in vs.items()} for slug, vs in self.versions.items()}
+        raw.pop("_boot", None)
+        return raw
+
+    @classmethod
+    def from_json(cls, raw: dict[str, Any]) -> "LogState":
+        if raw.get("format") != STATE_FORMAT:
+            raise ValueError("unknown state format")
+
+        def unb(value: Any) -> bytes | None:
+            return None if value is None else _unb64(value)
+
+        state = cls(
+            vault_id=raw["vault_id"],
+            org=raw["org"],
+            genesis=raw["genesis"],
+            seq=int(raw["seq"]),
+            head=str(raw["head"]),
+            recovery_fingerprint=raw["recovery_fingerprint"],
+            recovery_x25519=unb(raw["recovery_x25519"]),
+            recovery_ed25519=unb(raw["recovery_ed25519"]),
+            keys={fp: Key(k["owner"], _unb64(k["x25519"]), _unb64(k["ed25519"])) for fp, k in raw["keys"].items()},
+            people={h: Person(**{**p, "invite_key": unb(p["invite_key"])}) for h, p in raw["people"].items()},
+            accounts={s: Account(**a) for s, a in raw["accounts"].items()},
+            grants={int(i): Grant(**g) for i, g in raw["grants"].items()},
+            data_keys={int(i): DataKey(**d) for i, d in raw["data_keys"].items()},
+            wraps={(int(k), str(f)) for k, f in raw["wraps"]},
+            versions={s: {int(n): Version(**v) for n, v in vs.items()} for s, vs in raw["versions"].items()},
+            exposures={(str(a), int(v), str(h), str(k)) for a, v, h, k in raw["exposures"]},
+            requests={int(i): str(s) for i, s in raw["requests"].items()},
+            rotations={int(i): str(s) for i, s in raw["rotations"].items()},
+            policies=dict(raw["policies"]),
+            acks={(str(v), str(h)) for v, h in raw["acks"]},
+            reviews={int(i): str(s) for i, s in raw["reviews"].items()},
+            knowledge={(str(a), str(h)) for a, h in raw["knowledge"]},
+            cases={int(i): Case(**c) for i, c in raw["cases"].items()},
+        )
+        return state
+
+
+def replay(transactions: Iterable[tuple[list[EventRecord], SealRecord]]) -> LogState:
+    """Replay transactions without checking signatures (for tests and offline tools)."""
+    state = LogState()
+    for events, seal in transactions:
+        state.apply_transaction(events, seal)
+    return state
