@@ -6,12 +6,15 @@ an exposure, the step waiting for it closes in the same transaction, and a case
 whose last step closes records the audit chain head at completion.
 """
 
+import json
 from datetime import datetime
+from typing import Any
 
 from sqlmodel import Session, col, select
 
 from govern.db import WriteTx
-from govern.models import OffboardCase, OffboardStep, Person
+from govern.models import Account, OffboardCase, OffboardStep, Person
+from govern.timeutil import format_time
 
 
 def close_case_if_done(tx: WriteTx, case: OffboardCase) -> bool:
@@ -82,3 +85,59 @@ def overdue_steps(session: Session, now: datetime) -> list[OffboardStep]:
             )
         ).all()
     )
+
+
+def latest_case(session: Session, person: Person) -> OffboardCase | None:
+    return session.exec(
+        select(OffboardCase).where(OffboardCase.person_id == person.id).order_by(col(OffboardCase.id).desc())
+    ).first()
+
+
+def _steps(session: Session, case: OffboardCase) -> list[OffboardStep]:
+    return list(
+        session.exec(
+            select(OffboardStep).where(OffboardStep.case_id == case.id).order_by(col(OffboardStep.number))
+        ).all()
+    )
+
+
+def step_view(session: Session, step: OffboardStep, now: datetime) -> dict[str, Any]:
+    account = session.get(Account, step.account_id) if step.account_id is not None else None
+    return {
+        "step": step.number,
+        "kind": step.kind,
+        "account": None if account is None else account.slug,
+        "automatic": step.automatic,
+        "title": step.title,
+        "status": step.status,
+        "deadline": format_time(step.deadline),
+        "overdue": step.status == "open" and step.deadline is not None and step.deadline <= now,
+        "closed_by": step.closed_by,
+        "closed_at": format_time(step.closed_at),
+        "note": step.note,
+        "detail": json.loads(step.detail),
+    }
+
+
+def case_view(session: Session, case: OffboardCase, now: datetime, *, with_steps: bool = True) -> dict[str, Any]:
+    person = session.get(Person, case.person_id)
+    assert person is not None
+    steps = [step_view(session, s, now) for s in _steps(session, case)]
+    view: dict[str, Any] = {
+        "case": case.id,
+        "handle": person.handle,
+        "status": case.status,
+        "reason": case.reason,
+        "started_by": case.started_by,
+        "started_at": format_time(case.started_at),
+        "effective_at": format_time(case.effective_at),
+        "deadline": format_time(case.deadline),
+        "closed_at": format_time(case.closed_at),
+        "open_steps": sum(1 for s in steps if s["status"] == "open"),
+        "overdue_steps": sum(1 for s in steps if s["overdue"]),
+        "head_seq": case.head_seq,
+        "head_hash": case.head_hash,
+    }
+    if with_steps:
+        view["steps"] = steps
+    return view

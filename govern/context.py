@@ -1,5 +1,7 @@
 """Who is acting, against which vault, and how they unlock their keys.
 
+``Unlocked`` and ``vault_meta`` live in :mod:`govern.identity` (re-exported here).
+
 The CLI builds one :class:`Context` per command; every service takes it.
 """
 
@@ -12,9 +14,15 @@ from typing import TYPE_CHECKING
 
 from sqlmodel import Session, select
 
+from govern.custody import ensure_custodians
 from govern.db import Store, WriteTx
 from govern.errors import AuthenticationFailed, IntegrityFailure
-from govern.models import Person, PersonKey, VaultMeta
+from govern.housekeeping import destroy_expired_versions, expire_due
+from govern.identity import Unlocked, vault_meta
+from govern.models import Person, PersonKey
+from govern.trust import save_pin, trusted
+
+__all__ = ["Context", "Unlocked", "acting", "authenticate", "reading", "unlock", "vault_meta", "verified_reading"]
 from govern.timeutil import utcnow
 from govern.unlock import PassphraseSource, StdinBroker, UnlockCache
 from vault import BadPassphraseError, IntegrityError, PersonKeys, SealedKeyBlob
@@ -57,33 +65,6 @@ class Context:
         store = self.__dict__.pop("store", None)
         if store is not None:
             store.engine.dispose()
-
-
-@dataclass
-class Unlocked:
-    """An authenticated person with their private keys open. Signs audit seals."""
-
-    person: Person
-    key_row: PersonKey
-    keys: PersonKeys
-
-    @property
-    def handle(self) -> str:
-        return self.person.handle
-
-    @property
-    def key_fingerprint(self) -> str:
-        return self.key_row.fingerprint
-
-    def sign(self, message: bytes) -> bytes:
-        return self.keys.sign(message)
-
-
-def vault_meta(session: Session) -> VaultMeta:
-    meta = session.exec(select(VaultMeta)).first()
-    if meta is None:
-        raise IntegrityFailure("the vault record is missing: this database was not made by 'govern init'")
-    return meta
 
 
 def authenticate(session: Session, handle: str, state: "LogState | None" = None) -> Person:
@@ -165,8 +146,6 @@ def acting(ctx: Context) -> Iterator[tuple[WriteTx, Unlocked]]:
     so a slow prompt never blocks other writers; the actor is then checked again
     inside the transaction in case they were suspended meanwhile.
     """
-    from govern.trust import trusted
-
     with ctx.store.read() as session:
         state = trusted(session, ctx.db_url, progress=ctx.progress)
         unlocked = unlock(ctx, session, authenticate(session, ctx.actor, state), state)
@@ -179,14 +158,13 @@ def acting(ctx: Context) -> Iterator[tuple[WriteTx, Unlocked]]:
             raise AuthenticationFailed(f"the keys of {person.handle} changed while unlocking: try again")
         unlocked.person, unlocked.key_row = person, key_row
         tx.signer = unlocked
-        from govern.custody import ensure_custodians
-        from govern.services.expiry import expire_due
-        from govern.services.rotation import destroy_expired_versions
-
         tx.extras["expired"] = expire_due(tx)
         destroy_expired_versions(tx)
         ensure_custodians(tx, unlocked)
         yield tx, unlocked
+    # Committed: the state followed every event this command wrote and signed, so the pin
+    # moves past them (anyone who later rewrites them is caught at this sequence number).
+    save_pin(tx.state, ctx.db_url)
 
 
 @contextmanager
@@ -202,8 +180,6 @@ def reading(ctx: Context) -> Iterator[tuple[Session, Person]]:
 @contextmanager
 def verified_reading(ctx: Context) -> Iterator[tuple[Session, Person, "LogState"]]:
     """A read session whose rows were checked against the verified log (checks that gate cron)."""
-    from govern.trust import trusted
-
     with ctx.store.read() as session:
         state = trusted(session, ctx.db_url, progress=ctx.progress)
         yield session, authenticate(session, ctx.actor, state), state

@@ -19,9 +19,9 @@ from sqlmodel import Session, col, select
 
 from audit.log import format_ts
 from audit.state import LogState, sealed_digest
-from govern.context import Unlocked, vault_meta
 from govern.errors import Denied, IntegrityFailure
 from govern.exposure import mark_exposed
+from govern.identity import Unlocked, vault_meta
 from govern.models import Account, CredentialVersion, DataKey, KeyWrap, Person, SealedField, VaultMeta, WrapHistory
 from vault import IntegrityError, aad, new_data_key, open_sealed, seal, unwrap_key, wrap_key
 

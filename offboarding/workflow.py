@@ -8,7 +8,7 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from govern import validate
-from govern.casework import close_case_if_done
+from govern.casework import case_view, close_case_if_done, latest_case
 from govern.context import Context, Unlocked, acting, authenticate, reading, verified_reading
 from govern.custody import drop_wraps
 from govern.db import WriteTx
@@ -37,62 +37,6 @@ Progress = Callable[[int, int, str], None]
 
 def _no_progress(_done: int, _total: int, _what: str) -> None:
     return None
-
-
-def latest_case(session: Session, person: Person) -> OffboardCase | None:
-    return session.exec(
-        select(OffboardCase).where(OffboardCase.person_id == person.id).order_by(col(OffboardCase.id).desc())
-    ).first()
-
-
-def _steps(session: Session, case: OffboardCase) -> list[OffboardStep]:
-    return list(
-        session.exec(
-            select(OffboardStep).where(OffboardStep.case_id == case.id).order_by(col(OffboardStep.number))
-        ).all()
-    )
-
-
-def step_view(session: Session, step: OffboardStep, now: datetime) -> dict[str, Any]:
-    account = session.get(Account, step.account_id) if step.account_id is not None else None
-    return {
-        "step": step.number,
-        "kind": step.kind,
-        "account": None if account is None else account.slug,
-        "automatic": step.automatic,
-        "title": step.title,
-        "status": step.status,
-        "deadline": format_time(step.deadline),
-        "overdue": step.status == "open" and step.deadline is not None and step.deadline <= now,
-        "closed_by": step.closed_by,
-        "closed_at": format_time(step.closed_at),
-        "note": step.note,
-        "detail": json.loads(step.detail),
-    }
-
-
-def case_view(session: Session, case: OffboardCase, now: datetime, *, with_steps: bool = True) -> dict[str, Any]:
-    person = session.get(Person, case.person_id)
-    assert person is not None
-    steps = [step_view(session, s, now) for s in _steps(session, case)]
-    view: dict[str, Any] = {
-        "case": case.id,
-        "handle": person.handle,
-        "status": case.status,
-        "reason": case.reason,
-        "started_by": case.started_by,
-        "started_at": format_time(case.started_at),
-        "effective_at": format_time(case.effective_at),
-        "deadline": format_time(case.deadline),
-        "closed_at": format_time(case.closed_at),
-        "open_steps": sum(1 for s in steps if s["status"] == "open"),
-        "overdue_steps": sum(1 for s in steps if s["overdue"]),
-        "head_seq": case.head_seq,
-        "head_hash": case.head_hash,
-    }
-    if with_steps:
-        view["steps"] = steps
-    return view
 
 
 def _check_start(session: Session, ctx: Context, handle: str) -> tuple[Person, Person, OffboardCase | None]:

@@ -15,7 +15,7 @@ from sqlmodel import Session, select
 from govern.exposure import known_secrets
 from govern.models import Account, Person
 from govern.platforms import CATALOGUE, generate_password, meets_rules
-from govern.services.rotation import account_state
+from govern.services.common import account_state
 
 OTHER_URI = "otpauth://totp/Acme:social?secret=KRSXG5CTMVRXEZLUKRSXG5CTMVRXEZLU&issuer=Acme"
 

@@ -43,9 +43,46 @@ def context(ctx: typer.Context, *, actor: str | None = None) -> "Context":
             stdin_broker(ctx), from_stdin=options.passphrase_stdin, interactive=sys.stdin.isatty()
         ),
         notice=notice,
+        progress=VerifyProgress(),
     )
     _OPEN_CONTEXTS.append(service_context)
     return service_context
+
+
+class VerifyProgress:
+    """Shown while a client catches up with a long log (a first use of a vault on this machine).
+
+    Silent for the few events a routine command verifies; past ``threshold`` events, one
+    line says why it waits, and on a terminal a progress bar follows (on stderr).
+    """
+
+    threshold = 20000
+
+    def __init__(self) -> None:
+        self._bar: Any = None
+        self._task: Any = None
+        self._announced = False
+
+    def __call__(self, done: int, total: int) -> None:
+        if total < self.threshold:
+            return
+        if not self._announced:
+            self._announced = True
+            notice(f"verifying {total} new event(s) of the audit log before acting (only new events, once)")
+            if sys.stderr.isatty():
+                from rich.console import Console
+                from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+                self._bar = Progress(
+                    BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=Console(stderr=True), transient=True
+                )
+                self._bar.start()
+                self._task = self._bar.add_task("verifying", total=total)
+        if self._bar is not None:
+            self._bar.update(self._task, completed=done)
+            if done >= total:
+                self._bar.stop()
+                self._bar = None
 
 
 _OPEN_CONTEXTS: list["Context"] = []

@@ -14,8 +14,8 @@ from govern.services.common import grant_status, require_role
 
 def build(ctx: Context) -> dict[str, Any]:
     """Everything the page shows, as plain data (also what tests inspect)."""
+    from govern.casework import case_view
     from govern.services import auditing, review, rotation
-    from offboarding.workflow import case_view
 
     try:
         verified = auditing.verify(ctx)

@@ -32,7 +32,7 @@ def recover(ctx: Context, recovery_text: str, *, admin: str, name: str, email: s
         recovery = RecoveryKey.load(recovery_text)
     except IntegrityError:
         raise AuthenticationFailed("that is not a valid recovery key (check for typos)") from None
-    from govern.trust import trusted
+    from govern.trust import save_pin, trusted
 
     with ctx.store.read() as session:
         state = trusted(session, ctx.db_url, progress=ctx.progress)
@@ -86,6 +86,7 @@ def recover(ctx: Context, recovery_text: str, *, admin: str, name: str, email: s
         tx.audit.append("staff.enrolled", subject=admin, data=public_keys_event(keys, params))
         recovered = _wrap_everything(tx, meta, recovery, person, key_row, state)
         tx.signer = Unlocked(person, key_row, keys)
+    save_pin(state, ctx.db_url)
     return {"admin": admin, "key_fingerprint": keys.public.fingerprint, "data_keys": recovered}
 
 

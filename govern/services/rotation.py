@@ -7,99 +7,22 @@ the old key; ``rotation abort`` discards it. Each step commits on its own, so a 
 at any point leaves both the working password and the pending one intact.
 """
 
-from datetime import datetime, timedelta
 from typing import Any
 
-from sqlmodel import Session, col, select
+from sqlmodel import col, select
 
 from govern import validate
 from govern.context import Context, Unlocked, acting, reading, verified_reading
 from govern.custody import add_data_key, remove_wrap, retire_data_keys
 from govern.db import WriteTx
 from govern.errors import Conflict, NotFound
-from govern.exposure import clear_exposures, open_exposures
-from govern.models import Account, CredentialVersion, DataKey, KeyWrap, Rotation, SealedField
-from govern.platforms import DUE_SOON_WINDOW, generate_password, rules_for
-from govern.services.common import current_version, get_account, handles_by_id
-from govern.services.secrets import (
-    content_commitment,
-    may_decrypt,
-    open_values,
-    pending_rotation,
-    supersede,
-    write_version,
-)
-from govern.timeutil import format_duration, format_time
-
-
-def rotation_period(account: Account) -> timedelta:
-    if account.rotate_every_s is not None:
-        return timedelta(seconds=account.rotate_every_s)
-    return rules_for(account.platform).rotate_every
-
-
-def last_password_change(session: Session, account: Account) -> CredentialVersion | None:
-    """The version that set the current password (a rotation, or a password set by hand)."""
-    versions = session.exec(
-        select(CredentialVersion)
-        .where(
-            CredentialVersion.account_id == account.id,
-            col(CredentialVersion.status).in_(["current", "superseded", "destroyed"]),
-        )
-        .order_by(col(CredentialVersion.number).desc())
-    ).all()
-    for version in versions:
-        if "password" in version.changed.split(","):
-            return version
-    return None
-
-
-def account_state(session: Session, account: Account, now: datetime) -> dict[str, Any]:
-    """Everything ``rotation status`` says of one account; ``state`` is the headline."""
-    current = current_version(session, account)
-    changed = last_password_change(session, account)
-    period = rotation_period(account)
-    due = None if changed is None else changed.created_at + period
-    handles = handles_by_id(session)
-    exposures = open_exposures(session, account)
-    exposed_to = [
-        {
-            "handle": handles.get(e.person_id),
-            "kind": e.kind,
-            "since": format_time(e.since),
-            "deadline": format_time(e.deadline),
-            "reason": e.reason,
-        }
-        for e in exposures
-    ]
-    pending = pending_rotation(session, account)
-    overdue = due is not None and now >= due
-    due_soon = due is not None and not overdue and now >= due - DUE_SOON_WINDOW
-    if current is None or "password" not in current.fields.split(","):
-        state = "never-set"
-    elif pending is not None:
-        state = "rotating"
-    elif exposures:
-        state = "exposed"
-    elif overdue:
-        state = "overdue"
-    elif due_soon:
-        state = "due-soon"
-    else:
-        state = "ok"
-    return {
-        "account": account.slug,
-        "platform": account.platform,
-        "state": state,
-        "rotate_every": format_duration(period),
-        "last_rotated": None if changed is None else format_time(changed.created_at),
-        "due": format_time(due),
-        "overdue": overdue,
-        "exposed": bool(exposures),
-        "exposed_to": exposed_to,
-        "rotating_since": None if pending is None else format_time(pending.started_at),
-        "rotating_by": None if pending is None else pending.started_by,
-    }
+from govern.exposure import clear_exposures
+from govern.housekeeping import discard_version
+from govern.models import Account, CredentialVersion, DataKey, KeyWrap, Rotation
+from govern.platforms import generate_password, rules_for
+from govern.services.common import account_state, current_version, get_account, pending_rotation
+from govern.services.secrets import content_commitment, may_decrypt, open_values, supersede, write_version
+from govern.timeutil import format_time
 
 
 def status(ctx: Context, *, verified: bool = False) -> list[dict[str, Any]]:
@@ -221,15 +144,6 @@ def confirm(ctx: Context, slug: str) -> dict[str, Any]:
     return {"account": slug, "rotation": rotation.id, "version": pending.number, "exposures_cleared": cleared}
 
 
-def discard_version(tx: WriteTx, version: CredentialVersion, status: str) -> None:
-    """Delete a version's sealed fields (the metadata stays for history)."""
-    for row in tx.session.exec(select(SealedField).where(SealedField.version_id == version.id)).all():
-        tx.session.delete(row)
-    version.status = status
-    version.destroyed_at = tx.now
-    tx.session.add(version)
-
-
 def abort(ctx: Context, slug: str) -> dict[str, Any]:
     slug = validate.slug(slug)
     with acting(ctx) as (tx, me):
@@ -254,24 +168,3 @@ def abort(ctx: Context, slug: str) -> dict[str, Any]:
             data={"rotation": rotation.id, "version": pending.number, "data_key": data_key.id, "removed": removed},
         )
     return {"account": slug, "rotation": rotation.id, "discarded_version": pending.number}
-
-
-def destroy_expired_versions(tx: WriteTx) -> list[dict[str, Any]]:
-    """Superseded versions past their retention are destroyed (run by every write)."""
-    session = tx.session
-    due = session.exec(
-        select(CredentialVersion, Account)
-        .where(
-            CredentialVersion.status == "superseded",
-            col(CredentialVersion.retain_until).is_not(None),
-            col(CredentialVersion.retain_until) <= tx.now,
-            CredentialVersion.account_id == Account.id,
-        )
-        .order_by(col(CredentialVersion.id))
-    ).all()
-    done = []
-    for version, account in due:
-        discard_version(tx, version, "destroyed")
-        tx.audit.append("secret.destroyed", account=account.slug, data={"version": version.number})
-        done.append({"account": account.slug, "version": version.number})
-    return done

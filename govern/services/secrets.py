@@ -17,8 +17,15 @@ from govern.custody import check_sealed, key_check_value, open_data_key, open_fi
 from govern.db import WriteTx
 from govern.errors import Conflict, Denied, InvalidInput, NotFound
 from govern.exposure import FIELD_KIND, clear_exposures
-from govern.models import Account, CredentialVersion, DataKey, Exposure, Rotation, SealedField
-from govern.services.common import current_version, get_account, handles_by_id, live_grant
+from govern.models import Account, CredentialVersion, DataKey, Exposure, SealedField
+from govern.services.common import (
+    account_state,
+    current_version,
+    get_account,
+    handles_by_id,
+    live_grant,
+    pending_rotation,
+)
 from govern.timeutil import format_time
 from govern.totp import TotpCode, code_at, validate_uri
 
@@ -35,10 +42,6 @@ class Reveal:
     field: str
     value: str
     warnings: list[str]
-
-
-def pending_rotation(session: Session, account: Account) -> Rotation | None:
-    return session.exec(select(Rotation).where(Rotation.account_id == account.id, Rotation.status == "pending")).first()
 
 
 def may_decrypt(session: Session, account: Account, me: Unlocked, now: datetime, doing: str) -> None:
@@ -202,8 +205,6 @@ def set_secret(
 
 def warnings_for(session: Session, account: Account, now: datetime) -> list[str]:
     """One-line warnings shown on stderr with a reveal: exposed or overdue credentials."""
-    from govern.services.rotation import account_state
-
     state = account_state(session, account, now)
     out = []
     if state["exposed"]:

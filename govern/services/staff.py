@@ -166,7 +166,7 @@ def enroll(ctx: Context, handle: str, code: str) -> dict[str, Any]:
     pinned, and the invitation found in the verified log must commit to the key the code
     derives. The enrolment is signed by that key and by the person's new key.
     """
-    from govern.trust import trusted
+    from govern.trust import save_pin, trusted
 
     handle = validate.handle(handle)
     secret, tag = parse_code(code)
@@ -222,6 +222,7 @@ def enroll(ctx: Context, handle: str, code: str) -> dict[str, Any]:
         data = {**public_keys_event(keys, params), "code_signature": base64.b64encode(signature).decode("ascii")}
         tx.audit.append("staff.enrolled", subject=handle, data=data)
         tx.signer = Unlocked(person, key_row, keys)
+    save_pin(state, ctx.db_url)
     return person_view(person, key_row)
 
 

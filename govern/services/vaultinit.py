@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy.engine import Engine
-from sqlmodel import select
+from sqlmodel import Session, select
 
 from govern import validate
 from govern.context import Context, Unlocked, active_key, authenticate, person_key, vault_meta
@@ -290,6 +290,7 @@ def _diagnose(ctx: Context, engine: Engine) -> dict[str, Any]:
             report["created_at"] = format_time(meta.created_at)
             report["people"] = len(session.exec(select(Person)).all())
             report["accounts"] = len(session.exec(select(Account)).all())
+            report["trust"] = _trust_report(session, ctx.db_url, problems)
             me = session.exec(select(Person).where(Person.handle == ctx.actor)).first()
             key = None if me is None else person_key(session, me)
             if key is not None:
@@ -298,4 +299,25 @@ def _diagnose(ctx: Context, engine: Engine) -> dict[str, Any]:
                 if params.memory_kib < DEFAULT_PARAMS.memory_kib or params.iterations < DEFAULT_PARAMS.iterations:
                     problems.append(f"your key blob uses Argon2id {params}, weaker than the default {DEFAULT_PARAMS}")
     report["problems"] = problems
+    return report
+
+
+def _trust_report(session: Session, db_url: str, problems: list[str]) -> dict[str, Any]:
+    """This client's pin of the vault, and whether the rows agree with the signed log."""
+    from govern.errors import GovernError
+    from govern.trust import load_pin, unexplained_rows, verify_from_pin
+
+    meta = vault_meta(session)
+    pinned = load_pin(meta.id)
+    report: dict[str, Any] = {"pinned_seq": None if pinned is None else pinned.seq}
+    try:
+        state = verify_from_pin(session, db_url, save=False)
+    except GovernError as error:
+        problems.append(f"the signed log does not verify against this client's pin: {error}")
+        report["verified"] = False
+        return report
+    findings = unexplained_rows(session, state)
+    report.update({"verified": True, "log_seq": state.seq, "unexplained_rows": len(findings)})
+    if findings:
+        problems.append(f"{len(findings)} row(s) the signed log does not explain, first: {findings[0]}")
     return report
