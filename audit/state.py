@@ -216,10 +216,21 @@ class LogState:
     policies: dict[str, str] = field(default_factory=dict)  # version -> sha256 of the text
     acks: set[tuple[str, str]] = field(default_factory=set)  # policy version, handle
     reviews: dict[int, str] = field(default_factory=dict)
+    review_decisions: dict[str, str] = field(default_factory=dict)  # "review:grant" -> certified | revoked
     knowledge: set[tuple[str, str]] = field(default_factory=set)  # account, handle
     cases: dict[int, Case] = field(default_factory=dict)
     # (transaction, actor, "init" or the recovered admin's key) while init or a recovery is replayed
     _boot: tuple[str, str, str] | None = field(default=None, init=False, repr=False, compare=False)
+    # account -> its grants, built on first use (grants are only ever added; ends change in place)
+    _by_account: dict[str, list[Grant]] | None = field(default=None, init=False, repr=False, compare=False)
+
+    def _grants_of(self, account: str) -> list[Grant]:
+        if self._by_account is None:
+            index: dict[str, list[Grant]] = {}
+            for grant in self.grants.values():
+                index.setdefault(grant.account, []).append(grant)
+            self._by_account = index
+        return self._by_account.get(account, [])
 
     # -- questions ------------------------------------------------------------------------
 
@@ -231,16 +242,16 @@ class LogState:
         return sorted(h for h, p in self.people.items() if p.role == "admin" and p.status == "active" and p.key)
 
     def live_grant(self, account: str, handle: str, ts: str) -> Grant | None:
-        for grant in self.grants.values():
-            if grant.account == account and grant.handle == handle and grant.live_at(ts):
+        for grant in self._grants_of(account):
+            if grant.handle == handle and grant.live_at(ts):
                 return grant
         return None
 
     def live_holders(self, account: str, ts: str) -> list[str]:
         """Active, enrolled, non-auditor people with a live grant of ``account`` at ``ts``."""
         out = set()
-        for grant in self.grants.values():
-            if grant.account == account and grant.live_at(ts):
+        for grant in self._grants_of(account):
+            if grant.live_at(ts):
                 person = self.people.get(grant.handle)
                 if person is not None and person.status == "active" and person.role != "auditor" and person.key:
                     out.add(grant.handle)
@@ -279,7 +290,7 @@ class LogState:
         Raises :class:`ChainError` at the first event that breaks a rule. On error the
         state may be partly updated: callers discard it (a client never saves it).
         """
-        before = set(self.keys)
+        known_before = seal.key in self.keys
         self._boot = None
         for event in events:
             try:
@@ -294,7 +305,7 @@ class LogState:
         key = self.keys.get(seal.key)
         if key is None or key.owner != seal.signer:
             raise ChainError(f"seal is signed by unknown key {seal.key} of {seal.signer}", events[0].seq)
-        if seal.key not in before:
+        if not known_before:
             # A key may sign the transaction that introduced it only when that transaction
             # is an introduction the rules accepted: init, an enrolment, a recovery.
             introduced_by = {e.action for e in events}
@@ -318,7 +329,7 @@ class LogState:
 
     def _apply(self, event: EventRecord) -> None:
         action = event.action
-        handler = getattr(self, "_on_" + action.replace(".", "_"), None)
+        handler = _HANDLERS.get(action)
         # Most events (reveals above all) change nothing but are checked against the actor's
         # rights; their data is covered by the chain and need not be parsed (the hot path).
         needs_data = handler is not None or action in ("vault.initialised", "vault.recovered", "access.granted")
@@ -335,7 +346,7 @@ class LogState:
             return
         self._authorise(event, data)
         if handler is not None:
-            handler(event, data)
+            handler(self, event, data)
 
     def _authorise(self, event: EventRecord, data: dict[str, Any]) -> None:
         action = event.action
@@ -350,6 +361,8 @@ class LogState:
             raise RuleBroken(f"{event.actor} acted without being an active person")
         is_admin = actor.role == "admin"
         account = event.account or ""
+        if is_admin and action not in _DECISIONS:
+            return  # the hot path: an active admin may do everything but decide their own request
         if action in ADMIN_ACTIONS and not is_admin:
             raise RuleBroken(f"{action} by {event.actor}, who was not an admin")
         owner = self.accounts[account].owner if account in self.accounts else None
@@ -524,6 +537,7 @@ class LogState:
         grant_id = int(data["grant"])
         if grant_id in self.grants:
             raise RuleBroken(f"grant {grant_id} already exists")
+        self._by_account = None
         self.grants[grant_id] = Grant(
             id=grant_id,
             account=slug,
@@ -704,6 +718,12 @@ class LogState:
     def _on_review_started(self, _event: EventRecord, data: dict[str, Any]) -> None:
         self.reviews[int(data["review"])] = "open"
 
+    def _on_review_certified(self, _event: EventRecord, data: dict[str, Any]) -> None:
+        self.review_decisions[f"{int(data['review'])}:{int(data['grant'])}"] = "certified"
+
+    def _on_review_revoked(self, _event: EventRecord, data: dict[str, Any]) -> None:
+        self.review_decisions[f"{int(data['review'])}:{int(data['grant'])}"] = "revoked"
+
     def _on_review_closed(self, _event: EventRecord, data: dict[str, Any]) -> None:
         self.reviews[int(data["review"])] = "closed"
 
@@ -757,6 +777,7 @@ class LogState:
         raw["knowledge"] = sorted([list(k) for k in self.knowledge])
         raw["versions"] = {slug: {str(n): asdict(v) for n, v in vs.items()} for slug, vs in self.versions.items()}
         raw.pop("_boot", None)
+        raw.pop("_by_account", None)
         return raw
 
     @classmethod
@@ -789,10 +810,20 @@ class LogState:
             policies=dict(raw["policies"]),
             acks={(str(v), str(h)) for v, h in raw["acks"]},
             reviews={int(i): str(s) for i, s in raw["reviews"].items()},
+            review_decisions={str(k): str(v) for k, v in raw["review_decisions"].items()},
             knowledge={(str(a), str(h)) for a, h in raw["knowledge"]},
             cases={int(i): Case(**c) for i, c in raw["cases"].items()},
         )
         return state
+
+
+_HANDLERS = {
+    name[len("_on_") :].replace("_", ".", 1): function
+    for name, function in vars(LogState).items()
+    if name.startswith("_on_") and callable(function)
+}
+# Rules an admin is held to too.
+_DECISIONS = frozenset({"access.approved", "access.denied"})
 
 
 def replay(transactions: Iterable[tuple[list[EventRecord], SealRecord]]) -> LogState:

@@ -27,6 +27,7 @@ import os
 import tempfile
 from collections.abc import Callable
 from datetime import datetime
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,7 @@ from audit.errors import ChainError
 from audit.log import format_ts
 from audit.state import LogState, sealed_digest
 from audit.stream import SealCursor, head, stream_events
+from govern import validate
 from govern.errors import IntegrityFailure
 from govern.models import (
     AccessRequest,
@@ -55,6 +57,7 @@ from govern.models import (
     Policy,
     PolicyAck,
     Review,
+    ReviewItem,
     Rotation,
     SealedField,
     VaultMeta,
@@ -81,6 +84,9 @@ def _pins_dir() -> Path:
 
 
 def _pin_path(vault_id: str) -> Path:
+    # The id comes from the database or from a log someone else made: never a path of their choosing.
+    if not validate.is_uuid(vault_id):
+        raise IntegrityFailure(f"the vault id {vault_id!r} is not a UUID: this is not a vault made by govern")
     return _pins_dir() / f"{vault_id}.json"
 
 
@@ -120,26 +126,50 @@ def _read_json(path: Path) -> dict[str, Any] | None:
     return body
 
 
-def load_pin(vault_id: str) -> LogState | None:
-    """The state this client verified and pinned for ``vault_id``, if any."""
+@dataclass(frozen=True)
+class Anchor:
+    """What a pin holds on to: the genesis, and the event at the highest verified sequence number."""
+
+    vault_id: str
+    genesis: str
+    seq: int
+    head: str
+
+
+def load_anchor(vault_id: str) -> Anchor | None:
+    """This client's anchor for ``vault_id``; a malformed one is refused (exit 6), never ignored."""
     body = _read_json(_pin_path(vault_id))
     if body is None:
         return None
     try:
         if body.get("format") != PIN_FORMAT or body.get("v") != PIN_VERSION or body.get("vault_id") != vault_id:
             raise ValueError
-        state = LogState.from_json(body["state"])
-        if (state.vault_id, state.genesis, state.seq, state.head) != (
-            vault_id,
-            body["genesis"],
-            body["seq"],
-            body["head"],
-        ):
+        anchor = Anchor(vault_id, body["genesis"], body["seq"], body["head"])
+        if not (isinstance(anchor.genesis, str) and isinstance(anchor.head, str) and type(anchor.seq) is int):
             raise ValueError
     except (KeyError, TypeError, ValueError):
         raise IntegrityFailure(
             f"this client's pin of vault {vault_id} is corrupt: move it away and re-pin ('govern pin reset')"
         ) from None
+    return anchor
+
+
+def load_pin(vault_id: str) -> LogState | None:
+    """The state this client verified and pinned for ``vault_id``, if any and if still readable.
+
+    The state beside the anchor is a cache: one written by another version of govern is
+    ignored (the log is then verified from its genesis, and must still reach the anchor).
+    """
+    anchor = load_anchor(vault_id)
+    if anchor is None:
+        return None
+    body = _read_json(_pin_path(vault_id)) or {}
+    try:
+        state = LogState.from_json(body["state"])
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return None
+    if (state.vault_id, state.genesis, state.seq, state.head) != (vault_id, anchor.genesis, anchor.seq, anchor.head):
+        return None
     return state
 
 
@@ -240,16 +270,18 @@ def verify_from_pin(
     """
     vault_id = _vault_id(session)
     known = pinned_vault_of(db_url)
-    pinned = load_pin(vault_id)
-    if known is not None and known != vault_id and pinned is None:
+    anchor = load_anchor(vault_id)
+    if known is not None and known != vault_id and anchor is None:
         raise IntegrityFailure(
             f"this database held vault {known} when this client last used it; it now holds {vault_id}:"
             " refusing a swapped vault (after a deliberate move, run 'govern pin reset')"
         )
+    pinned = None if anchor is None else load_pin(vault_id)
     state = pinned if pinned is not None else LogState()
-    pinned_seq = None if pinned is None else pinned.seq  # ``state`` is ``pinned``, advanced in place
-    if pinned is not None:
-        _check_extends(session, pinned)
+    # ``state`` is ``pinned``, advanced in place: remember where it started (-1: cache to rebuild).
+    pinned_seq = None if anchor is None else (anchor.seq if pinned is not None else -1)
+    if anchor is not None:
+        _check_extends(session, anchor)
     todo = _count_after(session, state.seq)
     done = 0
 
@@ -270,6 +302,8 @@ def verify_from_pin(
         raise IntegrityFailure(f"the audit log does not verify: {error}") from None
     if state.vault_id != vault_id:
         raise IntegrityFailure(f"the vault record says {vault_id} but the signed log is of vault {state.vault_id}")
+    if anchor is not None and (state.genesis != anchor.genesis or state.seq < anchor.seq):
+        raise IntegrityFailure("the signed log does not extend what this client pinned: rolled back or rewritten")
     if genesis_tag is not None and (state.genesis is None or tag_of(state.genesis) != genesis_tag):
         raise IntegrityFailure(
             "this vault's genesis differs from the one your enrolment code names: this is not the vault you were"
@@ -282,7 +316,7 @@ def verify_from_pin(
     return state
 
 
-def _check_extends(session: Session, pinned: LogState) -> None:
+def _check_extends(session: Session, pinned: Anchor) -> None:
     """The log must still hold, at the pinned sequence number, the event this client verified."""
     if pinned.seq == 0:
         return
@@ -306,7 +340,7 @@ def _check_extends(session: Session, pinned: LogState) -> None:
 def check_pin_against(session: Session, state: LogState) -> dict[str, Any] | None:
     """For a full verification: does the verified log extend what this client pinned?"""
     assert state.vault_id is not None
-    pinned = load_pin(state.vault_id)
+    pinned = load_anchor(state.vault_id)
     if pinned is None:
         return None
     if pinned.genesis != state.genesis:
@@ -473,6 +507,16 @@ def unexplained_rows(session: Session, state: LogState) -> list[str]:
     )
     findings += _diff(
         "review", {r.id: r.status for r in session.exec(select(Review)).all()}, dict(state.reviews), ("status",)
+    )
+    findings += _diff(
+        "review decision",
+        {
+            f"{item.review_id}:{item.grant_id}": item.decision
+            for item in session.exec(select(ReviewItem)).all()
+            if item.decision in ("certified", "revoked")
+        },
+        dict(state.review_decisions),
+        ("decision",),
     )
     findings += _diff(
         "knowledge record",

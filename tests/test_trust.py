@@ -157,3 +157,27 @@ def test_a_first_time_client_verifies_the_whole_log_and_pins_it(vault: Govern, t
     pinned = vault.ok("pin", "show", "--json", env=fresh).json()
     assert pinned["pinned"] is True
     assert pinned["genesis"] == vault.ok("pin", "show", "--json").json()["genesis"]
+
+
+def test_a_pin_whose_cached_state_is_unreadable_is_rebuilt_from_the_genesis(vault: Govern) -> None:
+    """The anchor (genesis, seq, head) is what protects; the cached state may come from another version."""
+    vault.ok("secret", "show", "x-acme")
+    path = state_dir() / "pins" / f"{vault_id(vault)}.json"
+    body = json.loads(path.read_text(encoding="utf-8"))
+    body["state"] = {"format": 0}
+    path.write_text(json.dumps(body), encoding="utf-8")
+    assert vault.ok("secret", "show", "x-acme").out.strip() == CANARY_PASSWORD
+    rebuilt = json.loads(path.read_text(encoding="utf-8"))
+    assert rebuilt["state"]["format"] != 0
+    assert rebuilt["seq"] > body["seq"]
+
+
+@pytest.mark.tampers
+def test_a_vault_id_that_is_not_a_uuid_never_becomes_a_path(vault: Govern) -> None:
+    from sqlhelp import sql
+
+    sql(vault.db, "UPDATE vault SET id = '../../../../tmp/owned'")
+    refused = vault("secret", "show", "x-acme")
+    assert refused.code == 6, refused.err
+    assert "not a UUID" in refused.err
+    assert not Path("/tmp/owned.json").exists()
