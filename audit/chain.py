@@ -111,7 +111,11 @@ class EventRecord:
         )
 
     def computed_hash(self) -> str:
-        return hashlib.sha256(_EVENT_DOMAIN + self.canonical_body().encode("utf-8")).hexdigest()
+        """The hash the fields give; ``""`` (which matches no hash) for fields of the wrong type."""
+        try:
+            return hashlib.sha256(_EVENT_DOMAIN + self.canonical_body().encode("utf-8")).hexdigest()
+        except (TypeError, ValueError, OverflowError, RecursionError, UnicodeEncodeError):
+            return ""
 
     def data_object(self) -> dict[str, Any]:
         value = json.loads(self.data)
@@ -306,6 +310,20 @@ def verify_chain(
     return result
 
 
+def _check_link(event: EventRecord, expected_seq: int, prev: str) -> None:
+    """One event's place in the chain: its sequence number, its link and its own hash."""
+    if type(event.seq) is not int:
+        raise ChainError("event is malformed (its sequence number is not an integer)", expected_seq)
+    if event.seq > expected_seq:
+        raise ChainError(f"missing: the log jumps from event {expected_seq - 1} to {event.seq}", expected_seq)
+    if event.seq != expected_seq:
+        raise ChainError(f"sequence number out of order (expected {expected_seq})", event.seq)
+    if event.prev != prev:
+        raise ChainError("previous-hash link does not match", event.seq)
+    if event.computed_hash() != event.hash:
+        raise ChainError("event hash does not match its contents", event.seq)
+
+
 def _verify(
     events: Iterable[EventRecord],
     seals: SealLookup,
@@ -320,14 +338,7 @@ def _verify(
     for group in _group_by_tx(events):
         first = group[0]
         for event in group:
-            if event.seq > expected_seq:
-                raise ChainError(f"missing: the log jumps from event {expected_seq - 1} to {event.seq}", expected_seq)
-            if event.seq != expected_seq:
-                raise ChainError(f"sequence number out of order (expected {expected_seq})", event.seq)
-            if event.prev != prev:
-                raise ChainError("previous-hash link does not match", event.seq)
-            if event.computed_hash() != event.hash:
-                raise ChainError("event hash does not match its contents", event.seq)
+            _check_link(event, expected_seq, prev)
             prev = event.hash
             expected_seq += 1
             count += 1
@@ -344,7 +355,11 @@ def _verify(
             signature = base64.b64decode(seal.signature, validate=True)
         except ValueError:
             raise ChainError("transaction signature does not verify", first.seq) from None
-        checks.add(first.seq, public, seal.message(), signature)
+        try:
+            message = seal.message()
+        except (TypeError, ValueError):
+            raise ChainError("transaction seal is malformed", first.seq) from None
+        checks.add(first.seq, public, message, signature)
         transactions += 1
         if progress is not None:
             progress(len(group))

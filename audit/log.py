@@ -43,8 +43,13 @@ class AuditTransaction:
         self._session = session
         self.actor = actor
         self.tx = str(uuid.uuid4())
-        self.ts = format_ts(now)
         last = session.exec(select(AuditEvent).order_by(col(AuditEvent.seq).desc()).limit(1)).first()
+        # Events never go back in time (a rule of the log): a client whose clock is behind
+        # the last event's writes at that event's time instead.
+        if last is not None and format_ts(now) < last.ts:
+            now = datetime.strptime(last.ts, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+        self.now = now
+        self.ts = format_ts(now)
         self._next_seq = 1 if last is None else last.seq + 1
         self._prev = GENESIS_HASH if last is None else last.hash
         self._first_seq: int | None = None

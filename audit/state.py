@@ -24,6 +24,7 @@ so that a client can keep it beside its pin and verify only what is new.
 import base64
 import hashlib
 import json
+import re
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -86,6 +87,31 @@ def sealed_digest(fields: dict[str, bytes]) -> str:
     """The commitment to a credential version's sealed fields (names and ciphertexts)."""
     body = {name: base64.b64encode(value).decode("ascii") for name, value in sorted(fields.items())}
     return hashlib.sha256(b"govern-sealed-fields/v1\n" + _canonical(body)).hexdigest()
+
+
+_TIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z")
+
+
+def _is_time(value: object) -> bool:
+    return isinstance(value, str) and _TIME.fullmatch(value) is not None
+
+
+def _no_constants(name: str) -> Any:
+    raise ValueError(f"{name} is not allowed in event data")
+
+
+def _no_floats(text: str) -> Any:
+    raise ValueError("floats are not allowed in event data")
+
+
+def _strict_object(text: str) -> dict[str, Any]:
+    """Event data as written by govern: a JSON object of strings, integers, lists and objects."""
+    if not isinstance(text, str) or len(text) > 1_000_000:
+        raise ValueError("event data is not JSON text")
+    value = json.loads(text, parse_constant=_no_constants, parse_float=_no_floats)
+    if not isinstance(value, dict):
+        raise ValueError("event data is not an object")
+    return value
 
 
 def _b64(value: bytes) -> str:
@@ -179,6 +205,7 @@ class Version:
     at: str
     by: str
     how: str
+    created: str = ""  # when it was sealed (a rotation's version is confirmed later: ``at``)
 
 
 @dataclass
@@ -188,6 +215,7 @@ class Case:
     steps: int
     deadline: str
     closed_steps: dict[str, str] = field(default_factory=dict)  # step number -> done | waived
+    step_accounts: dict[str, str] = field(default_factory=dict)  # step number -> account it is about
     status: str = "open"
 
 
@@ -211,16 +239,19 @@ class LogState:
     wraps: set[tuple[int, str]] = field(default_factory=set)
     versions: dict[str, dict[int, Version]] = field(default_factory=dict)
     exposures: set[tuple[str, int, str, str]] = field(default_factory=set)  # account, version, handle, kind
-    requests: dict[int, str] = field(default_factory=dict)
-    rotations: dict[int, str] = field(default_factory=dict)
+    requests: dict[int, list[str]] = field(default_factory=dict)  # id -> [account, requester, status]
+    rotations: dict[int, list[str]] = field(default_factory=dict)  # id -> [account, pending version, status]
     policies: dict[str, str] = field(default_factory=dict)  # version -> sha256 of the text
     acks: set[tuple[str, str]] = field(default_factory=set)  # policy version, handle
     reviews: dict[int, str] = field(default_factory=dict)
     review_decisions: dict[str, str] = field(default_factory=dict)  # "review:grant" -> certified | revoked
     knowledge: set[tuple[str, str]] = field(default_factory=set)  # account, handle
     cases: dict[int, Case] = field(default_factory=dict)
+    last_ts: str = ""  # events never go back in time
     # (transaction, actor, "init" or the recovered admin's key) while init or a recovery is replayed
     _boot: tuple[str, str, str] | None = field(default=None, init=False, repr=False, compare=False)
+    # what this transaction did so far: approvals by its actor, accounts it set a new value of
+    _tx: dict[str, set[Any]] = field(default_factory=dict, init=False, repr=False, compare=False)
     # account -> its grants, built on first use (grants are only ever added; ends change in place)
     _by_account: dict[str, list[Grant]] | None = field(default=None, init=False, repr=False, compare=False)
 
@@ -292,16 +323,23 @@ class LogState:
         """
         known_before = seal.key in self.keys
         self._boot = None
+        self._tx = {}
         for event in events:
             try:
                 if event.actor != seal.signer:
                     raise RuleBroken(f"its actor {event.actor} is not the transaction's signer {seal.signer}")
+                if event.ts != seal.ts:
+                    raise RuleBroken("its time is not its transaction's time")
                 self._apply(event)
             except RuleBroken as broken:
                 raise ChainError(str(broken), event.seq) from None
-            except (KeyError, TypeError, ValueError, AttributeError):
+            except (KeyError, TypeError, ValueError, AttributeError, OverflowError, RecursionError, IndexError):
                 raise ChainError(f"{event.action} carries malformed data", event.seq) from None
             self.seq, self.head = event.seq, event.hash
+        if self._tx.get("over_cap"):
+            raise ChainError("a grant over the holder cap without an admin's recorded reason", events[0].seq)
+        if not self._tx.get("needs_renewal", set()) <= self._tx.get("renewed", set()):
+            raise ChainError("offboarding steps closed by someone who did not rotate their account", events[0].seq)
         key = self.keys.get(seal.key)
         if key is None or key.owner != seal.signer:
             raise ChainError(f"seal is signed by unknown key {seal.key} of {seal.signer}", events[0].seq)
@@ -318,6 +356,11 @@ class LogState:
             raise ChainError(f"seal is signed with a key {seal.signer} does not hold", events[0].seq)
         return key.ed25519
 
+    def begin_own(self) -> None:
+        """A transaction of this client's starts (see :meth:`apply_own`)."""
+        self._boot = None
+        self._tx = {}
+
     def apply_own(self, event: EventRecord) -> None:
         """Apply an event this client is appending, so later decisions of the same transaction
         see it; an event that breaks a rule is refused before it is ever committed."""
@@ -329,11 +372,14 @@ class LogState:
 
     def _apply(self, event: EventRecord) -> None:
         action = event.action
+        if not _is_time(event.ts) or event.ts < self.last_ts:
+            raise RuleBroken(f"its time {event.ts} goes back before the previous event's {self.last_ts}")
+        self.last_ts = event.ts
         handler = _HANDLERS.get(action)
         # Most events (reveals above all) change nothing but are checked against the actor's
         # rights; their data is covered by the chain and need not be parsed (the hot path).
         needs_data = handler is not None or action in ("vault.initialised", "vault.recovered", "access.granted")
-        data = event.data_object() if needs_data else {}
+        data = _strict_object(event.data) if needs_data else {}
         if self.vault_id is None:
             if action != "vault.initialised" or event.seq != 1:
                 raise RuleBroken("the log must start with vault.initialised")
@@ -522,6 +568,8 @@ class LogState:
         for name, change in data.get("changes", {}).items():
             new = change[1]
             if name == "owner":
+                if new is not None and new not in self.people:
+                    raise RuleBroken(f"owner {new} is not a person")
                 account.owner = new
             elif name == "max_holders":
                 account.max_holders = int(new)
@@ -553,8 +601,23 @@ class LogState:
             raise RuleBroken(f"a key of {slug} wrapped to {recipient}, which is not {handle}'s key")
         for key_id in data.get("data_keys", []):
             self._wrap(int(key_id), str(recipient), slug, event.ts)
-        if data.get("request") is not None:
-            self.requests[int(data["request"])] = "approved"
+        person = self.people[handle]
+        if person.status != "active" or person.role == "auditor":
+            raise RuleBroken(f"{handle} is {person.status} {person.role} and may not hold a credential")
+        request = data.get("request")
+        if request is not None:
+            asked = self.requests.get(int(request))
+            if int(request) not in self._tx.get("approved", set()) or asked is None or asked[:2] != [slug, handle]:
+                raise RuleBroken(f"a grant that names request {request}, which this transaction did not approve")
+        holders = [h for h in self.live_holders(slug, event.ts) if h != handle]
+        if len(holders) >= self.accounts[slug].max_holders:
+            # Over the cap only by an admin, who says why in the same transaction.
+            if self.people[event.actor].role != "admin":
+                raise RuleBroken(f"{slug} is at its cap of {self.accounts[slug].max_holders} holders")
+            self._tx.setdefault("over_cap", set()).add((slug, handle))
+
+    def _on_access_over_cap(self, event: EventRecord, _data: dict[str, Any]) -> None:
+        self._tx.setdefault("over_cap", set()).discard((str(event.account), str(event.subject)))
 
     def _on_access_revoked(self, event: EventRecord, data: dict[str, Any]) -> None:
         for grant_id in data["grants"]:
@@ -566,22 +629,37 @@ class LogState:
             raise RuleBroken(f"grant {grant.id} marked expired before its end")
         grant.expired = event.ts
 
-    def _on_access_requested(self, _event: EventRecord, data: dict[str, Any]) -> None:
-        self.requests[int(data["request"])] = "pending"
+    def _on_access_requested(self, event: EventRecord, data: dict[str, Any]) -> None:
+        request = int(data["request"])
+        slug = str(event.account)
+        if request in self.requests or slug not in self.accounts:
+            raise RuleBroken(f"request {request} already exists, or names an unknown account")
+        if event.subject != event.actor or self.people[event.actor].role == "auditor":
+            raise RuleBroken("a request made for someone else, or by an auditor")
+        self.requests[request] = [slug, event.actor, "pending"]
 
-    def _on_access_approved(self, _event: EventRecord, data: dict[str, Any]) -> None:
-        self.requests[int(data["request"])] = "approved"
+    def _decide(self, event: EventRecord, data: dict[str, Any], status: str) -> int:
+        request = int(data["request"])
+        asked = self.requests.get(request)
+        if asked is None or asked[2] != "pending" or asked[:2] != [str(event.account), str(event.subject)]:
+            raise RuleBroken(f"request {request} is not pending for {event.subject} on {event.account}")
+        asked[2] = status
+        return request
 
-    def _on_access_denied(self, _event: EventRecord, data: dict[str, Any]) -> None:
-        self.requests[int(data["request"])] = "denied"
+    def _on_access_approved(self, event: EventRecord, data: dict[str, Any]) -> None:
+        self._tx.setdefault("approved", set()).add(self._decide(event, data, "approved"))
 
-    def _on_access_cancelled(self, _event: EventRecord, data: dict[str, Any]) -> None:
-        for request_id in data.get("requests", [data.get("request")]):
-            if request_id is not None:
-                self.requests[int(request_id)] = "cancelled"
+    def _on_access_denied(self, event: EventRecord, data: dict[str, Any]) -> None:
+        self._decide(event, data, "denied")
+
+    def _on_access_cancelled(self, event: EventRecord, data: dict[str, Any]) -> None:
+        self._decide(event, data, "cancelled")
 
     def _on_access_withdrawn(self, event: EventRecord, data: dict[str, Any]) -> None:
-        self._on_access_cancelled(event, data)
+        asked = self.requests.get(int(data["request"]))
+        if asked is None or asked[1] != event.actor:
+            raise RuleBroken("only the requester may withdraw a request")
+        self._decide(event, data, "withdrawn")
 
     def _on_access_recorded(self, event: EventRecord, _data: dict[str, Any]) -> None:
         self.knowledge.add((str(event.account), str(event.subject)))
@@ -606,8 +684,9 @@ class LogState:
             raise RuleBroken("a data key without a key-check value")
         self.data_keys[key_id] = DataKey(id=key_id, account=slug, kcv=kcv)
         recipients = [str(f) for f in data["recipients"]]
-        if self.recovery_fingerprint not in recipients:
-            raise RuleBroken(f"data key {key_id} is not wrapped to the recovery key")
+        custodians = {self.recovery_fingerprint} | {self.people[h].key for h in self.active_admins()}
+        if not custodians <= set(recipients):
+            raise RuleBroken(f"data key {key_id} is not wrapped to the recovery key and every admin")
         for fingerprint in recipients:
             self._wrap(key_id, fingerprint, slug, event.ts)
 
@@ -621,12 +700,37 @@ class LogState:
         for key_id, fingerprint in data.get("removed", []):
             self.wraps.discard((int(key_id), str(fingerprint)))
 
+    def _custodian_keys(self) -> set[str | None]:
+        return {self.recovery_fingerprint} | {self.people[h].key for h in self.active_admins()}
+
     def _on_key_unwrapped(self, event: EventRecord, data: dict[str, Any]) -> None:
+        slug, subject = str(event.account), str(event.subject)
+        person = self.people.get(subject)
+        if person is None or any(str(fp) != person.key for _k, fp in data.get("removed", [])):
+            raise RuleBroken(f"an unwrap of keys that are not {subject}'s")
+        if any(self.data_keys[int(k)].account != slug for k, _fp in data.get("removed", [])):
+            raise RuleBroken(f"an unwrap of keys that are not {slug}'s")
+        if self.people[event.actor].role != "admin" and (
+            self._is_admin(person) or self.live_grant(slug, subject, event.ts) is not None
+        ):
+            raise RuleBroken(f"{event.actor} took {subject}'s keys of {slug}, who still holds it")
         self._removed(data)
         for mark in data.get("exposed", []):
             self.exposures.add((str(event.account), int(mark["version"]), str(event.subject), str(mark["kind"])))
 
-    def _on_key_retired(self, _event: EventRecord, data: dict[str, Any]) -> None:
+    def _on_key_retired(self, event: EventRecord, data: dict[str, Any]) -> None:
+        slug = str(event.account)
+        if self.people[event.actor].role != "admin" and not self.may_use(slug, event.actor, event.ts):
+            raise RuleBroken(f"key.retired on {slug} by {event.actor}, who neither held it nor was an admin")
+        current = int(data["current"])
+        keys = [int(k) for k in data.get("data_keys", [])] + [current]
+        if any(k not in self.data_keys or self.data_keys[k].account != slug for k in keys):
+            raise RuleBroken(f"key.retired names keys that are not {slug}'s")
+        allowed = self.may_receive(slug, event.ts)
+        custodians = self._custodian_keys()
+        for key_id, fingerprint in data.get("removed", []):
+            if fingerprint in custodians or (int(key_id) == current and fingerprint in allowed):
+                raise RuleBroken(f"key.retired removes the wrap of {fingerprint}, who must keep it")
         self._removed(data)
         for key_id in data.get("data_keys", []):
             self.data_keys[int(key_id)].retired = True
@@ -654,6 +758,7 @@ class LogState:
             at=event.ts,
             by=event.actor,
             how=how,
+            created=event.ts,
         )
         versions[number] = version
         return version
@@ -671,31 +776,43 @@ class LogState:
         self._supersede_current(slug)
         version = self._new_version(event, data, int(data["version"]), "current", "secret set")
         self._clear(slug, {KINDS[f] for f in version.changed if f in KINDS}, version.number)
+        self._tx.setdefault("renewed", set()).add(slug)
 
     def _on_rotation_started(self, event: EventRecord, data: dict[str, Any]) -> None:
         slug = str(event.account)
         if any(v.status == "pending" for v in self.versions.get(slug, {}).values()):
             raise RuleBroken(f"a second pending rotation of {slug}")
         data = {**data, "fields_changed": ["password"]}
-        self._new_version(event, data, int(data["pending_version"]), "pending", "rotation")
-        self.rotations[int(data["rotation"])] = "pending"
+        version = self._new_version(event, data, int(data["pending_version"]), "pending", "rotation")
+        if int(data["rotation"]) in self.rotations:
+            raise RuleBroken(f"rotation {data['rotation']} already exists")
+        self.rotations[int(data["rotation"])] = [slug, str(version.number), "pending"]
 
     def _on_rotation_confirmed(self, event: EventRecord, data: dict[str, Any]) -> None:
         slug = str(event.account)
         version = self.versions[slug][int(data["version"])]
-        if version.status != "pending" or self.rotations.get(int(data["rotation"])) != "pending":
+        rotation = self.rotations.get(int(data["rotation"]))
+        if version.status != "pending" or rotation != [slug, str(version.number), "pending"]:
             raise RuleBroken(f"confirmation of a rotation of {slug} that is not pending")
         self._supersede_current(slug)
         version.status = "current"
         version.at, version.by = event.ts, event.actor
-        self.rotations[int(data["rotation"])] = "confirmed"
+        rotation[2] = "confirmed"
         self._clear(slug, {"password"}, version.number)
+        self._tx.setdefault("renewed", set()).add(slug)
 
     def _on_rotation_aborted(self, event: EventRecord, data: dict[str, Any]) -> None:
         slug = str(event.account)
-        self.versions[slug][int(data["version"])].status = "aborted"
-        self.rotations[int(data["rotation"])] = "aborted"
-        self.data_keys[int(data["data_key"])].retired = True
+        rotation = self.rotations.get(int(data["rotation"]))
+        version = self.versions[slug][int(data["version"])]
+        key_id = int(data["data_key"])
+        if rotation is None or rotation != [slug, str(version.number), "pending"] or version.status != "pending":
+            raise RuleBroken(f"an abort of a rotation of {slug} that is not pending")
+        if version.data_key != key_id or any(int(k) != key_id for k, _fp in data.get("removed", [])):
+            raise RuleBroken("an abort that removes keys other than the pending version's")
+        version.status = "aborted"
+        rotation[2] = "aborted"
+        self.data_keys[key_id].retired = True
         self._removed(data)
 
     def _on_secret_destroyed(self, event: EventRecord, data: dict[str, Any]) -> None:
@@ -729,8 +846,17 @@ class LogState:
 
     def _on_offboard_started(self, event: EventRecord, data: dict[str, Any]) -> None:
         case_id = int(data["case"])
+        if case_id in self.cases or str(event.subject) not in self.people:
+            raise RuleBroken(f"case {case_id} already exists, or names an unknown person")
+        plan = {str(n): str(account) for n, _kind, account in data["plan"] if account is not None}
+        if len(data["plan"]) != int(data["steps"]):
+            raise RuleBroken(f"case {case_id} plans {len(data['plan'])} steps but says {data['steps']}")
         self.cases[case_id] = Case(
-            id=case_id, handle=str(event.subject), steps=int(data["steps"]), deadline=str(data["deadline"])
+            id=case_id,
+            handle=str(event.subject),
+            steps=int(data["steps"]),
+            deadline=str(data["deadline"]),
+            step_accounts=plan,
         )
 
     def _close_step(self, data: dict[str, Any], how: str) -> None:
@@ -745,13 +871,25 @@ class LogState:
         for number in data.get("followups_closed", []):
             self._close_step({"case": data["case"], "step": number}, "done")
 
-    def _on_offboard_step_closed(self, _event: EventRecord, data: dict[str, Any]) -> None:
+    def _on_offboard_step_closed(self, event: EventRecord, data: dict[str, Any]) -> None:
+        if self.people[event.actor].role != "admin":
+            # Anyone's rotation closes the steps that waited for it, in its own transaction
+            # (checked when the transaction ends: the step closes before the rotation's event).
+            case = self.cases[int(data["case"])]
+            account = case.step_accounts.get(str(int(data["step"])))
+            if account is None:
+                raise RuleBroken(
+                    f"{event.actor} closed step {data['step']} of case {case.id}, which no rotation closes"
+                )
+            self._tx.setdefault("needs_renewal", set()).add(account)
         self._close_step(data, "done")
 
     def _on_offboard_step_waived(self, _event: EventRecord, data: dict[str, Any]) -> None:
         self._close_step(data, "waived")
 
-    def _on_offboard_completed(self, _event: EventRecord, data: dict[str, Any]) -> None:
+    def _on_offboard_completed(self, event: EventRecord, data: dict[str, Any]) -> None:
+        if self.people[event.actor].role != "admin" and not self._tx.get("needs_renewal"):
+            raise RuleBroken(f"{event.actor} completed an offboarding case without closing its last step")
         case = self.cases[int(data["case"])]
         if len(case.closed_steps) != case.steps:
             raise RuleBroken(f"case {case.id} completed with steps still open")
@@ -777,6 +915,7 @@ class LogState:
         raw["knowledge"] = sorted([list(k) for k in self.knowledge])
         raw["versions"] = {slug: {str(n): asdict(v) for n, v in vs.items()} for slug, vs in self.versions.items()}
         raw.pop("_boot", None)
+        raw.pop("_tx", None)
         raw.pop("_by_account", None)
         return raw
 
@@ -805,8 +944,9 @@ class LogState:
             wraps={(int(k), str(f)) for k, f in raw["wraps"]},
             versions={s: {int(n): Version(**v) for n, v in vs.items()} for s, vs in raw["versions"].items()},
             exposures={(str(a), int(v), str(h), str(k)) for a, v, h, k in raw["exposures"]},
-            requests={int(i): str(s) for i, s in raw["requests"].items()},
-            rotations={int(i): str(s) for i, s in raw["rotations"].items()},
+            requests={int(i): [str(x) for x in r] for i, r in raw["requests"].items()},
+            last_ts=str(raw["last_ts"]),
+            rotations={int(i): [str(x) for x in r] for i, r in raw["rotations"].items()},
             policies=dict(raw["policies"]),
             acks={(str(v), str(h)) for v, h in raw["acks"]},
             reviews={int(i): str(s) for i, s in raw["reviews"].items()},

@@ -26,8 +26,8 @@ import json
 import os
 import tempfile
 from collections.abc import Callable
-from datetime import datetime
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -451,11 +451,17 @@ def unexplained_rows(session: Session, state: LogState) -> list[str]:
     findings += _diff(
         "grant",
         {
-            g.id: (slug.get(g.account_id), handle.get(g.person_id), _ts(g.ends_at), g.revoked_at is None)
+            g.id: (
+                slug.get(g.account_id),
+                handle.get(g.person_id),
+                _ts(g.ends_at),
+                g.revoked_at is None,
+                g.expired_at is None,
+            )
             for g in session.exec(select(Grant)).all()
         },
-        {i: (g.account, g.handle, g.until, g.revoked is None) for i, g in state.grants.items()},
-        ("account", "holder", "end", "unrevoked"),
+        {i: (g.account, g.handle, g.until, g.revoked is None, g.expired is None) for i, g in state.grants.items()},
+        ("account", "holder", "end", "unrevoked", "unexpired"),
     )
     key_account = {k.id: (slug.get(k.account_id), k.retired_at is not None) for k in session.exec(select(DataKey))}
     findings += _diff(
@@ -485,12 +491,18 @@ def unexplained_rows(session: Session, state: LogState) -> list[str]:
     )
     findings += _diff(
         "request",
-        {r.id: r.status for r in session.exec(select(AccessRequest)).all()},
-        dict(state.requests),
-        ("status",),
+        {
+            r.id: (slug.get(r.account_id), handle.get(r.person_id), r.status)
+            for r in session.exec(select(AccessRequest))
+        },
+        {i: tuple(r) for i, r in state.requests.items()},
+        ("account", "requester", "status"),
     )
     findings += _diff(
-        "rotation", {r.id: r.status for r in session.exec(select(Rotation)).all()}, dict(state.rotations), ("status",)
+        "rotation",
+        {r.id: r.status for r in session.exec(select(Rotation)).all()},
+        {i: r[2] for i, r in state.rotations.items()},
+        ("status",),
     )
     policies = session.exec(select(Policy)).all()
     findings += _diff(
@@ -545,9 +557,9 @@ def _versions(session: Session, state: LogState, slug: dict[int | None, str]) ->
         sealed.setdefault(field.version_id, {})[field.field] = field.ciphertext
     findings = _diff(
         "credential version",
-        {(slug.get(v.account_id), v.number): (v.data_key_id, v.status) for v in rows},
-        {(s, n): (v.data_key, v.status) for s, vs in state.versions.items() for n, v in vs.items()},
-        ("data key", "status"),
+        {(slug.get(v.account_id), v.number): (v.data_key_id, v.status, _ts(v.created_at)) for v in rows},
+        {(s, n): (v.data_key, v.status, v.created) for s, vs in state.versions.items() for n, v in vs.items()},
+        ("data key", "status", "created at"),
     )
     for version in rows:
         account = slug.get(version.account_id)
@@ -573,6 +585,12 @@ def _cases(session: Session, state: LogState, handle: dict[int | None, str]) -> 
     counts: dict[int, int] = {}
     for step in session.exec(select(OffboardStep)).all():
         counts[step.case_id] = counts.get(step.case_id, 0) + 1
+        case = state.cases.get(step.case_id)
+        if case is not None and step.deadline is not None and format_ts(step.deadline)[:19] != case.deadline[:19]:
+            findings.append(
+                f"offboarding step {step.case_id} {step.number}: its deadline {format_ts(step.deadline)[:19]} is not"
+                f" the case's {case.deadline[:19]} in the log"
+            )
         if step.status != "open":
             closed[(step.case_id, step.number)] = step.status
     for case_id, case in state.cases.items():

@@ -155,6 +155,7 @@ def _open_case(ctx: Context, handle: str, *, reason: str, effective: datetime | 
                 "deadline": format_time(case.deadline),
                 "steps": len(planned),
                 "automatic": sum(1 for s in planned if s.automatic),
+                "plan": [[number, step.kind, step.account] for number, step in enumerate(planned, start=1)],
             },
         )
         return case.id

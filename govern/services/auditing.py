@@ -12,16 +12,17 @@ from typing import Any
 
 from sqlmodel import Session, select
 
-from audit.chain import EventRecord, verify_chain
+from audit.chain import EventRecord, VerifiedHead, verify_chain
 from audit.checkpoint import make_checkpoint, read_checkpoint
 from audit.errors import ChainError
 from audit.export import jsonl_lines, verify_export
 from audit.log import format_ts
-from audit.state import LogState
+from audit.state import LogState, iso_to_ts
 from audit.stream import SealCursor, head, stream_events
 from govern import validate
 from govern.context import Context, reading, unlock, vault_meta, verified_reading
-from govern.errors import Denied, IntegrityFailure, NotFound
+from govern.errors import Denied, IntegrityFailure, InvalidInput, NotFound
+from govern.infile import read_text_file
 from govern.models import Account, Grant, Person
 from govern.services.common import get_account, grant_status, require_role
 from govern.timeutil import format_time
@@ -122,8 +123,6 @@ def verify_export_file(export: Path, *, checkpoint: Path | None = None) -> dict[
     An export alone proves only its own consistency. This client's pin of the vault (if it
     has one) and a ``checkpoint`` anchor it: the export must hold the very events they saw.
     """
-    from govern.trust import load_pin
-
     wanted: dict[int, str] = {}
     seen: dict[int, str] = {}
 
@@ -132,32 +131,24 @@ def verify_export_file(export: Path, *, checkpoint: Path | None = None) -> dict[
             seen[seq] = digest
 
     checkpoint_body: dict[str, Any] | None = None
-    pinned = None
-    try:
-        with export.open(encoding="utf-8") as handle:
-            first = json.loads(handle.readline() or "{}")
-        vault_id = str(first.get("vault_id")) if isinstance(first, dict) else ""
-    except (OSError, ValueError, UnicodeDecodeError):
-        vault_id = ""
-    if validate.is_uuid(vault_id):
-        pinned = load_pin(vault_id)
-        if pinned is not None and pinned.seq:
-            wanted[pinned.seq] = pinned.head
+    pinned = _pin_of_export(export)
+    if pinned is not None and pinned.seq:
+        wanted[pinned.seq] = pinned.head
     if checkpoint is not None:
+        text = read_text_file(checkpoint, "checkpoint", limit=64 * 1024)
         try:
-            text = checkpoint.read_text(encoding="utf-8")
             checkpoint_body = json.loads(text)
             wanted[int(checkpoint_body["seq"])] = str(checkpoint_body["head"])
         except (OSError, ValueError, KeyError, TypeError, UnicodeDecodeError):
             raise ChainError(f"cannot read the checkpoint {checkpoint}") from None
     header, result = verify_export(export, anchor=anchor)
     anchored = []
-    if pinned is not None:
-        if pinned.genesis != result.state.genesis:
-            raise ChainError("the export's genesis differs from the one this client pinned for its vault", 1)
-        if pinned.seq and seen.get(pinned.seq, wanted[pinned.seq]) != pinned.head:
-            raise ChainError("not the event this client verified: the export was rewritten", pinned.seq)
-        anchored.append(f"pin (event {pinned.seq})" if pinned.seq <= result.last_seq else "pin")
+    # Export times are whole seconds; event times carry microseconds: compare the seconds.
+    exported_at = (iso_to_ts(header.get("exported_at")) or "")[:19]
+    if result.state.last_ts[:19] > exported_at:
+        raise ChainError("the export holds events later than the time it says it was made", result.last_seq)
+    if pinned is not None and _anchored_by_pin(pinned, result, seen, exported_at):
+        anchored.append(f"pin (event {pinned.seq})")
     if checkpoint is not None:
         body = read_checkpoint(text, result.keys)
         if body["vault_id"] != result.state.vault_id:
@@ -179,6 +170,41 @@ def verify_export_file(export: Path, *, checkpoint: Path | None = None) -> dict[
         "anchored_by": ", ".join(anchored) if anchored else "nothing: this export proves only its own consistency",
         "findings": [],
     }
+
+
+def _pin_of_export(export: Path) -> LogState | None:
+    """This client's pin of the vault an export's header names, if any (the header is not yet trusted)."""
+    from govern.trust import load_pin
+
+    if not export.exists():
+        raise NotFound(f"there is no export at {export}")
+    if not export.is_file():
+        raise InvalidInput(f"{export} is not a regular file: an export is a JSONL file")
+    try:
+        with export.open(encoding="utf-8") as handle:
+            first = json.loads(handle.readline(1_000_000) or "{}")
+        vault_id = str(first.get("vault_id")) if isinstance(first, dict) else ""
+    except (OSError, ValueError, UnicodeDecodeError):
+        vault_id = ""
+    return load_pin(vault_id) if validate.is_uuid(vault_id) else None
+
+
+def _anchored_by_pin(pinned: LogState, result: VerifiedHead, seen: dict[int, str], exported_at: str) -> bool:
+    """Does the export hold what this client pinned? Raise if it contradicts the pin."""
+    if pinned.genesis != result.state.genesis:
+        raise ChainError("the export's genesis differs from the one this client pinned for its vault", 1)
+    if pinned.seq <= result.last_seq:
+        if seen.get(pinned.seq) != pinned.head:
+            raise ChainError("not the event this client verified: the export was rewritten", pinned.seq)
+        return True
+    if pinned.last_ts[:19] < exported_at:
+        # Complete when it was made, yet it ends before an event this client had already seen by then.
+        raise ChainError(
+            f"the export says it is complete at {exported_at} but ends before event {pinned.seq},"
+            f" which this client verified and which is dated {pinned.last_ts}: it was cut",
+            result.last_seq + 1,
+        )
+    return False  # an older export than the pin: consistent, but not anchored by it
 
 
 def verify(ctx: Context, *, checkpoint: Path | None = None) -> dict[str, Any]:
@@ -230,10 +256,7 @@ def count_all(session: Session) -> int:
 def _check_checkpoint(
     session: Session, path: Path, keys: dict[str, tuple[str, bytes]], last_seq: int
 ) -> dict[str, Any]:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError):
-        raise ChainError(f"cannot read the checkpoint {path}") from None
+    text = read_text_file(path, "checkpoint", limit=64 * 1024)
     body = read_checkpoint(text, keys)
     if body["vault_id"] != vault_meta(session).id:
         raise ChainError("the checkpoint belongs to another vault")
