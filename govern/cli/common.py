@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from govern.cli.text import json_safe, scalar, visible
+
 if TYPE_CHECKING:
     from datetime import datetime, timedelta
 
@@ -105,17 +107,26 @@ def stdin_broker(ctx: typer.Context) -> Any:
     return broker
 
 
+# Everything below prints for people through ``visible`` (govern.cli.text): what a person
+# typed or a file supplied is shown as text, never interpreted by the terminal or by rich.
+
+
 def notice(message: str) -> None:
-    """A message for the person at the terminal (stderr)."""
-    print(f"govern: {message}", file=sys.stderr)
+    """A message for the person at the terminal (stderr), one line, controls made visible."""
+    print(f"govern: {visible(message)}", file=sys.stderr)
 
 
 def warn(message: str) -> None:
-    print(f"govern: warning: {message}", file=sys.stderr)
+    print(f"govern: warning: {visible(message)}", file=sys.stderr)
+
+
+def _json(value: Any, **options: Any) -> str:
+    """Exact data as JSON; nothing a terminal acts on is left raw (``json_safe``)."""
+    return json_safe(json.dumps(value, ensure_ascii=False, default=str, **options))
 
 
 def emit_json(value: Any) -> None:
-    sys.stdout.write(json.dumps(value, indent=2, ensure_ascii=False, default=str) + "\n")
+    sys.stdout.write(_json(value, indent=2) + "\n")
 
 
 def emit_record(value: dict[str, Any], *, as_json: bool) -> None:
@@ -126,28 +137,27 @@ def emit_record(value: dict[str, Any], *, as_json: bool) -> None:
     width = max((len(k) for k in value), default=0)
     for key, item in value.items():
         if isinstance(item, list):
-            text = ", ".join(str(v) if not isinstance(v, dict) else _compact(v) for v in item) or "-"
+            text = ", ".join(_compact(v) if isinstance(v, dict) else scalar(v) for v in item) or "-"
         elif isinstance(item, dict):
             text = _compact(item)
         else:
-            text = "-" if item is None else str(item)
-        sys.stdout.write(f"{key.replace('_', ' '):<{width}}  {text}\n")
+            text = scalar(item)
+        sys.stdout.write(visible(f"{key.replace('_', ' '):<{width}}  {text}") + "\n")
 
 
 def _compact(value: dict[str, Any]) -> str:
-    return " ".join(f"{k}={v}" for k, v in value.items() if v is not None)
+    return " ".join(f"{k}={scalar(v)}" for k, v in value.items() if v is not None)
 
 
 def _cell(value: Any) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
+    """A table cell as one line of visible text."""
     if isinstance(value, list):
-        return ",".join(str(v) for v in value) or "-"
-    if isinstance(value, dict):
-        return _compact(value)
-    return str(value)
+        text = ",".join(scalar(v) for v in value) or "-"
+    elif isinstance(value, dict):
+        text = _compact(value)
+    else:
+        text = scalar(value)
+    return visible(text)
 
 
 def emit_table(
@@ -158,29 +168,33 @@ def emit_table(
         sys.stdout.write("[")
         first = True
         for row in rows:
-            sys.stdout.write(("\n  " if first else ",\n  ") + json.dumps(row, ensure_ascii=False, default=str))
+            sys.stdout.write(("\n  " if first else ",\n  ") + _json(row))
             first = False
         sys.stdout.write("\n]\n" if not first else "]\n")
         return
     if sys.stdout.isatty():
         from rich.console import Console
         from rich.table import Table
+        from rich.text import Text
 
-        table = Table(title=title, header_style="bold", box=None, pad_edge=False)
+        # Only Text reaches rich: a cell is never markup, a link or a style.
+        table = Table(
+            title=None if title is None else Text(visible(title)), header_style="bold", box=None, pad_edge=False
+        )
         for column in columns:
-            table.add_column(column.replace("_", " "))
+            table.add_column(Text(visible(column.replace("_", " "))))
         count = 0
         for row in rows:
-            table.add_row(*(_cell(row.get(c)) for c in columns))
+            table.add_row(*(Text(_cell(row.get(c))) for c in columns))
             count += 1
         if count:
-            Console().print(table)
+            Console(markup=False, emoji=False, highlight=False).print(table)
         else:
             notice("nothing to show")
         return
-    sys.stdout.write("\t".join(columns) + "\n")
+    sys.stdout.write("\t".join(visible(c) for c in columns) + "\n")
     for row in rows:
-        sys.stdout.write("\t".join(_cell(row.get(c)).replace("\t", " ") for c in columns) + "\n")
+        sys.stdout.write("\t".join(_cell(row.get(c)) for c in columns) + "\n")
 
 
 def parse_duration_option(value: str | None) -> "timedelta | None":

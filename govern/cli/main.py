@@ -25,6 +25,12 @@ def run(args: list[str]) -> int:
     from govern.errors import ExitCode, GovernError
 
     debug = _debug_requested(args)
+    for arg in args:
+        try:
+            arg.encode("utf-8")
+        except UnicodeEncodeError:
+            _error("an argument is not valid UTF-8 text (check the terminal's encoding)")
+            return int(ExitCode.USAGE)
     try:
         from typer.main import get_command
 
@@ -84,17 +90,26 @@ def _map_foreign(exc: Exception) -> "tuple[int, str] | None":
         if isinstance(exc, ChainError):
             return ExitCode.INTEGRITY, f"audit chain broken: {exc}"
     if module.startswith("sqlalchemy"):
-        from sqlalchemy.exc import OperationalError
+        from sqlalchemy.exc import ArgumentError, DatabaseError, OperationalError
 
+        first = str(getattr(exc, "orig", None) or exc).splitlines()[0]
         if isinstance(exc, OperationalError):
-            first = str(exc.orig).splitlines()[0] if exc.orig is not None else "unknown"
-            return ExitCode.FAILURE, f"database error: {first}"
+            return ExitCode.UNAVAILABLE, f"the database cannot be used now: {first}"
+        if isinstance(exc, DatabaseError):
+            return ExitCode.INTEGRITY, f"the database is damaged or not a govern vault: {first}"
+        if isinstance(exc, ArgumentError):
+            return ExitCode.USAGE, f"cannot use that database URL: {first}"
     return None
 
 
 def _error(message: str) -> None:
-    first = message.strip().splitlines()[0] if message.strip() else "error"
-    print(f"govern: error: {first}", file=sys.stderr)
+    """One line on stderr. Messages carry what people typed and files supplied (a seal's
+    signer, a handle, a path): every control character in them is made visible, newlines
+    included, so nothing can rewrite the terminal or cut the line short."""
+    from govern.cli.text import visible
+
+    text = message.strip()
+    print(f"govern: error: {visible(text) if text else 'error'}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from govern.cli.common import JsonOpt, context, emit_json, emit_record, emit_table, notice
+from govern.cli.text import visible
 
 app = typer.Typer(help="Publish the social media policy and track acknowledgements.", no_args_is_help=True)
 
@@ -21,13 +22,10 @@ def publish(
     as_json: JsonOpt = False,
 ) -> None:
     """Publish a policy version (admin). From then on, access needs its acknowledgement."""
-    from govern.errors import InvalidInput
+    from govern.infile import read_text_file
     from govern.services.policy import publish as run
 
-    try:
-        text = file.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError):
-        raise InvalidInput(f"cannot read the policy file {file}") from None
+    text = read_text_file(file, "policy file")
     result = run(context(ctx), text, version=version)
     if as_json:
         emit_json(result)
@@ -58,7 +56,9 @@ def show(ctx: typer.Context, version: Version = None, as_json: JsonOpt = False) 
         emit_json({**meta, "text": text})
         return
     notice(f"policy {meta['version']}, published {meta['published_at']} by {meta['published_by']}")
-    sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    # Shown as text, lines kept: any other control character of the file is made visible.
+    shown = visible(text, keep_newlines=True)
+    sys.stdout.write(shown if shown.endswith("\n") else shown + "\n")
 
 
 @app.command("status")
