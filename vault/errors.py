@@ -16,6 +16,13 @@ class IntegrityError(VaultError):
         super().__init__(f"{what} failed to open: it was altered, moved or is corrupt")
 
 
+class UnsupportedFormatError(IntegrityError):
+    """A stored value in a format this version no longer reads (an integrity failure, exit 6)."""
+
+    def __init__(self, message: str) -> None:
+        VaultError.__init__(self, message)
+
+
 class BadPassphraseError(VaultError):
     """The passphrase does not open the private key blob."""
 

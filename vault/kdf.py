@@ -12,10 +12,12 @@ from vault.errors import WeakParametersError
 SALT_BYTES = 16
 KEY_BYTES = 32
 
-# Upper bounds stop a tampered blob from asking for absurd work.
-_MAX_MEMORY_KIB = 4 * 1024 * 1024
-_MAX_ITERATIONS = 64
-_MAX_LANES = 64
+# Documented ceilings (docs/adr/0001-argon2id.md): a key blob asking for more is refused
+# as an integrity failure when it is parsed, before any derivation, so a tampered blob
+# cannot ask for an unlock that never ends. GOVERN_KDF cannot ask for more either.
+MAX_MEMORY_KIB = 2 * 1024 * 1024  # 2 GiB
+MAX_ITERATIONS = 16
+MAX_LANES = 16
 
 
 @dataclass(frozen=True)
@@ -32,12 +34,15 @@ class KdfParams:
         if self.memory_kib < floor.memory_kib or self.iterations < floor.iterations or self.lanes < floor.lanes:
             raise WeakParametersError(f"Argon2id parameters {self} are below the floor {floor}")
         if (
-            self.memory_kib > _MAX_MEMORY_KIB
-            or self.iterations > _MAX_ITERATIONS
-            or self.lanes > _MAX_LANES
+            self.memory_kib > MAX_MEMORY_KIB
+            or self.iterations > MAX_ITERATIONS
+            or self.lanes > MAX_LANES
             or self.memory_kib < 8 * self.lanes
         ):
-            raise WeakParametersError(f"Argon2id parameters {self} are out of range")
+            raise WeakParametersError(
+                f"Argon2id parameters {self} are out of range"
+                f" (at most m={MAX_MEMORY_KIB},t={MAX_ITERATIONS},p={MAX_LANES}, and m >= 8*p)"
+            )
         return self
 
     def __str__(self) -> str:
@@ -49,7 +54,10 @@ class KdfParams:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "KdfParams":
         try:
-            params = cls(int(data["m"]), int(data["t"]), int(data["p"]))
+            values = (data["m"], data["t"], data["p"])
+            if not all(type(value) is int for value in values):
+                raise TypeError("Argon2id parameters are integers")
+            params = cls(*values)
         except (KeyError, TypeError, ValueError) as exc:
             raise WeakParametersError("malformed Argon2id parameters") from exc
         return params.validate()
@@ -65,6 +73,7 @@ class KdfParams:
 
 DEFAULT_PARAMS = KdfParams(memory_kib=64 * 1024, iterations=3, lanes=4)
 MINIMUM_PARAMS = KdfParams(memory_kib=19 * 1024, iterations=2, lanes=1)
+MAXIMUM_PARAMS = KdfParams(memory_kib=MAX_MEMORY_KIB, iterations=MAX_ITERATIONS, lanes=MAX_LANES)
 
 
 def new_salt() -> bytes:
@@ -73,7 +82,7 @@ def new_salt() -> bytes:
 
 def derive(passphrase: str, salt: bytes, params: KdfParams) -> bytes:
     """Derive a 32-byte key from ``passphrase`` with Argon2id."""
-    params.validate()
+    params.validate()  # the floor and the ceilings, before any work
     if len(salt) < SALT_BYTES:
         raise WeakParametersError("Argon2id salt is shorter than 16 bytes")
     kdf = Argon2id(

@@ -5,6 +5,14 @@ key pair (to sign audit transactions). The two private keys are sealed together
 with AES-256-GCM under a key derived from the person's passphrase by Argon2id;
 the Argon2id parameters and salt travel inside the blob so they can be raised
 later without breaking old blobs.
+
+Format 2 (ADR 0001) authenticates everything in the blob *without* the passphrase:
+the person's own Ed25519 key signs the header (algorithm, Argon2id parameters, salt,
+public keys) and the ciphertext, and the public keys must hash to the blob's
+fingerprint, which the signed audit log vouches for. So an edited parameter, salt or
+ciphertext is an integrity failure found before any derivation, and a failure of the
+AEAD afterwards can only mean a wrong key: a wrong passphrase. The AEAD's associated
+data binds the fingerprint, the parameters and the salt as well.
 """
 
 import base64
@@ -34,10 +42,12 @@ from cryptography.hazmat.primitives.serialization import (
 from vault import kdf
 from vault.aead import open_sealed, seal
 from vault.encoding import aad
-from vault.errors import BadPassphraseError, IntegrityError, WeakParametersError
+from vault.errors import BadPassphraseError, IntegrityError, UnsupportedFormatError, WeakParametersError
 
-_BLOB_VERSION = 1
-_BLOB_ALG = "argon2id+aes-256-gcm"
+_BLOB_VERSION = 2
+_BLOB_ALG = "argon2id+aes-256-gcm+ed25519"
+_KEY_BYTES = 32
+_SIGNATURE_BYTES = 64
 _RAW = (Encoding.Raw, PublicFormat.Raw)
 _RECOVERY_PREFIX = "GOVERN-RECOVERY-1-"
 
@@ -94,48 +104,102 @@ class PersonKeys:
         return self.seal_with_kek(kek, salt, params), kek
 
     def seal_with_kek(self, kek: bytes, salt: bytes, params: kdf.KdfParams) -> bytes:
+        params.validate()
+        if len(salt) != kdf.SALT_BYTES:
+            raise WeakParametersError(f"Argon2id salt must be {kdf.SALT_BYTES} bytes")
+        public = self.public
+        ciphertext = seal(kek, self._private_bytes(), _blob_aad(public.fingerprint, params, salt))
         body = {
             "v": _BLOB_VERSION,
             "alg": _BLOB_ALG,
             "kdf": params.to_dict(),
             "salt": _b64(salt),
-            "fp": self.public.fingerprint,
-            "ct": _b64(seal(kek, self._private_bytes(), _blob_aad(self.public.fingerprint))),
+            "fp": public.fingerprint,
+            "pub": {"x25519": _b64(public.x25519), "ed25519": _b64(public.ed25519)},
+            "ct": _b64(ciphertext),
+            "sig": _b64(self.sign(_header_message(params, salt, public, ciphertext))),
         }
         return json.dumps(body, sort_keys=True, separators=(",", ":")).encode("ascii")
 
 
 @dataclass(frozen=True)
 class SealedKeyBlob:
-    """A parsed private-key blob: what is needed to derive its key and open it."""
+    """A parsed private-key blob: what is needed to derive its key and open it.
+
+    :meth:`parse` refuses, as :class:`IntegrityError` and before any derivation, a blob
+    that is malformed, of an unsupported format, asks for Argon2id parameters outside
+    the floor and ceilings, or whose signed header and ciphertext were edited.
+    """
 
     params: kdf.KdfParams
     salt: bytes
     fingerprint: str
     ciphertext: bytes
+    public: PublicKeys
+    signature: bytes
 
     @classmethod
     def parse(cls, blob: bytes) -> "SealedKeyBlob":
         try:
             body = json.loads(blob)
-            if body.get("v") != _BLOB_VERSION or body.get("alg") != _BLOB_ALG:
+            if not isinstance(body, dict):
+                raise ValueError("a key blob is a JSON object")
+            version = body.get("v")
+            if version != _BLOB_VERSION and isinstance(version, int) and 0 < version < _BLOB_VERSION:
+                raise UnsupportedFormatError(
+                    f"a private key blob is in format {version}, which this govern no longer reads"
+                    " (its Argon2id parameters were not authenticated): create the vault again"
+                )
+            if version != _BLOB_VERSION or body.get("alg") != _BLOB_ALG:
                 raise ValueError("unknown key blob format")
-            return cls(
-                params=kdf.KdfParams.from_dict(body["kdf"]),
+            parsed = cls(
+                params=kdf.KdfParams.from_dict(body["kdf"]),  # floor and ceilings
                 salt=_unb64(body["salt"]),
-                fingerprint=str(body["fp"]),
+                fingerprint=_text(body["fp"]),
                 ciphertext=_unb64(body["ct"]),
+                public=PublicKeys(x25519=_unb64(body["pub"]["x25519"]), ed25519=_unb64(body["pub"]["ed25519"])),
+                signature=_unb64(body["sig"]),
             )
+        except UnsupportedFormatError:
+            raise
         except (ValueError, KeyError, TypeError, AttributeError, WeakParametersError):
+            raise IntegrityError("a private key blob") from None
+        parsed._verify_header()
+        return parsed
+
+    def _verify_header(self) -> None:
+        """The owner's signature over everything but the fingerprint (checked in :meth:`derive_kek`)."""
+        if (
+            len(self.salt) != kdf.SALT_BYTES
+            or len(self.public.x25519) != _KEY_BYTES
+            or len(self.public.ed25519) != _KEY_BYTES
+            or len(self.signature) != _SIGNATURE_BYTES
+        ):
+            raise IntegrityError("a private key blob")
+        message = _header_message(self.params, self.salt, self.public, self.ciphertext)
+        try:
+            verify_signature(self.public.ed25519, message, self.signature)
+        except IntegrityError:
             raise IntegrityError("a private key blob") from None
 
     def derive_kek(self, passphrase: str) -> bytes:
+        """Argon2id with the blob's (authenticated) parameters and salt.
+
+        A blob whose fingerprint is not that of its own public keys is refused first, so
+        a blob re-signed by someone else under a person's fingerprint costs no derivation.
+        """
+        if self.public.fingerprint != self.fingerprint:
+            raise IntegrityError("a private key blob")
         return kdf.derive(passphrase, self.salt, self.params)
 
     def open(self, kek: bytes) -> PersonKeys:
-        """Open with a derived key; a wrong key raises :class:`BadPassphraseError`."""
+        """Open with a derived key; a wrong key raises :class:`BadPassphraseError`.
+
+        The header and ciphertext were authenticated by :meth:`parse`, so a failure of
+        the AEAD here means the key is wrong (or the blob claims another fingerprint).
+        """
         try:
-            raw = open_sealed(kek, self.ciphertext, _blob_aad(self.fingerprint))
+            raw = open_sealed(kek, self.ciphertext, _blob_aad(self.fingerprint, self.params, self.salt))
         except IntegrityError:
             raise BadPassphraseError() from None
         if len(raw) != 64:
@@ -144,13 +208,35 @@ class SealedKeyBlob:
             X25519PrivateKey.from_private_bytes(raw[:32]),
             Ed25519PrivateKey.from_private_bytes(raw[32:]),
         )
-        if keys.public.fingerprint != self.fingerprint:
+        if keys.public != self.public or keys.public.fingerprint != self.fingerprint:
             raise IntegrityError("a private key blob")
         return keys
 
 
-def _blob_aad(fingerprint: str) -> bytes:
-    return aad("person-private-keys", fingerprint)
+def _text(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError("expected text")
+    return value
+
+
+def _blob_aad(fingerprint: str, params: kdf.KdfParams, salt: bytes) -> bytes:
+    """Associated data of the sealed private keys: whose keys, and how the key was derived."""
+    return aad("person-private-keys/v2", fingerprint, params.memory_kib, params.iterations, params.lanes, salt)
+
+
+def _header_message(params: kdf.KdfParams, salt: bytes, public: PublicKeys, ciphertext: bytes) -> bytes:
+    """What the owner signs: everything in the blob but the fingerprint (a hash of ``public``)."""
+    return aad(
+        "person-key-blob/v2",
+        _BLOB_ALG,
+        params.memory_kib,
+        params.iterations,
+        params.lanes,
+        salt,
+        public.x25519,
+        public.ed25519,
+        ciphertext,
+    )
 
 
 def verify_signature(ed25519_public: bytes, message: bytes, signature: bytes) -> None:

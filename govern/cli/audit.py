@@ -3,7 +3,7 @@
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -20,6 +20,12 @@ SinceOpt = Annotated[
     str | None, typer.Option("--since", metavar="TIME", help="ISO 8601; UTC unless an offset is given.")
 ]
 UntilOpt = Annotated[str | None, typer.Option("--until", metavar="TIME")]
+ForceOpt = Annotated[
+    bool, typer.Option("--force", help="Replace an existing --out file (never a symbolic link), atomically.")
+]
+
+if TYPE_CHECKING:
+    from govern.outfile import TextSink
 
 
 def _filters(
@@ -76,7 +82,7 @@ def verify(
     else:
         emit_record({k: v for k, v in result.items() if k != "findings"}, as_json=False)
     for finding in result["findings"]:
-        print(f"govern: not explained by the log: {finding}", file=sys.stderr)
+        notice(f"not explained by the log: {finding}")
     if result["findings"]:
         from govern.errors import IntegrityFailure
 
@@ -101,16 +107,9 @@ def checkpoint(
     if out is None:
         sys.stdout.write(text)
         return
-    from govern.errors import Conflict, InvalidInput
+    from govern.outfile import write_output
 
-    try:
-        with out.open("x", encoding="utf-8") as handle:
-            handle.write(text)
-    except FileExistsError:
-        raise Conflict(f"{out} already exists") from None
-    except OSError as exc:
-        raise InvalidInput(f"cannot write {out}: {exc.strerror}") from None
-    out.chmod(0o600)
+    write_output(out, text, hint="a checkpoint is never overwritten: choose a new file name")
     notice(f"checkpoint of event {body['seq']} written to {out}: keep it outside the vault")
 
 
@@ -154,7 +153,10 @@ def history(ctx: typer.Context, slug: Slug, as_json: JsonOpt = False) -> None:
 def export(
     ctx: typer.Context,
     fmt: Annotated[str, typer.Option("--format", help="jsonl (canonical, verifiable), csv or ocsf.")],
-    out: Annotated[Path | None, typer.Option("--out", metavar="F", help="Write here instead of stdout.")] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", metavar="F", help="Write here (a new file, 0600) instead of stdout.")
+    ] = None,
+    force: ForceOpt = False,
     account: AccountOpt = None,
     staff: StaffOpt = None,
     action: ActionOpt = None,
@@ -170,22 +172,19 @@ def export(
     service_context = context(ctx)
     filters = _filters(account, staff, action, since, until)
     total = count_events(service_context, **filters)
-    target = sys.stdout
-    if out is not None:
-        try:
-            target = out.open("w", encoding="utf-8", newline="")
-        except OSError as exc:
-            raise InvalidInput(f"cannot write {out}: {exc.strerror}") from None
-    try:
+    if out is None:
+        _write(export_lines(service_context, fmt, **filters), sys.stdout, total)
+        return
+    from govern.outfile import output_file
+
+    # Nothing reaches ``out`` unless the whole export streamed: a failure (exit 6 on a
+    # tampered log, Ctrl-C) leaves no partial file and any earlier file untouched.
+    with output_file(out, force=force) as target:
         _write(export_lines(service_context, fmt, **filters), target, total)
-    finally:
-        if out is not None:
-            target.close()
-    if out is not None:
-        notice(f"exported {total} event(s) as {fmt} to {out}")
+    notice(f"exported {total} event(s) as {fmt} to {out}")
 
 
-def _write(lines: Iterator[str], target: IO[str], total: int) -> None:
+def _write(lines: Iterator[str], target: "TextSink", total: int) -> None:
     if total < 20000 or not sys.stderr.isatty():
         for line in lines:
             target.write(line + "\n")
@@ -204,15 +203,15 @@ def _write(lines: Iterator[str], target: IO[str], total: int) -> None:
 @app.command("report")
 def report(
     ctx: typer.Context,
-    out: Annotated[Path, typer.Option("--out", metavar="FILE.html", help="Where to write the page.")],
+    out: Annotated[
+        Path, typer.Option("--out", metavar="FILE.html", help="Where to write the page (a new file, 0600).")
+    ],
+    force: ForceOpt = False,
 ) -> None:
     """A self-contained access-review page for auditors (admins and auditors)."""
-    from govern.errors import InvalidInput
+    from govern.outfile import output_file
     from govern.services.auditreport import build, render
 
-    html = render(build(context(ctx)))
-    try:
-        out.write_text(html, encoding="utf-8")
-    except OSError as exc:
-        raise InvalidInput(f"cannot write {out}: {exc.strerror}") from None
+    with output_file(out, force=force) as target:
+        target.write(render(build(context(ctx))))
     notice(f"wrote the access-review report to {out}")

@@ -139,25 +139,32 @@ def report(
     handle: Handle,
     fmt: Annotated[str, typer.Option("--format", help="md or json.")] = "md",
     out: Annotated[
-        Path | None, typer.Option("--out", metavar="F", help="Write to this file instead of stdout.")
+        Path | None, typer.Option("--out", metavar="F", help="Write to this file (a new one, 0600) instead of stdout.")
     ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace an existing --out file (never a symbolic link), atomically.")
+    ] = False,
 ) -> None:
     """Evidence for an auditor: revocations, exposed credentials and when each was rotated, manual steps."""
-    import json
-
     from govern.errors import InvalidInput
-    from offboarding.report import render_markdown
     from offboarding.workflow import report as run
 
     if fmt not in ("md", "json"):
         raise InvalidInput("--format is md or json")
-    data = run(context(ctx), handle)
-    text = render_markdown(data) if fmt == "md" else json.dumps(data, indent=2, ensure_ascii=False) + "\n"
     if out is None:
-        sys.stdout.write(text)
+        sys.stdout.write(_render(run(context(ctx), handle), fmt))
         return
-    try:
-        out.write_text(text, encoding="utf-8")
-    except OSError as exc:
-        raise InvalidInput(f"cannot write {out}: {exc.strerror}") from None
+    from govern.outfile import output_file
+
+    with output_file(out, force=force) as target:  # refused before any work if it exists
+        target.write(_render(run(context(ctx), handle), fmt))
     notice(f"wrote the offboarding report of {handle} to {out}")
+
+
+def _render(data: dict[str, Any], fmt: str) -> str:
+    import json
+
+    from govern.cli.text import json_safe
+    from offboarding.report import render_markdown
+
+    return render_markdown(data) if fmt == "md" else json_safe(json.dumps(data, indent=2, ensure_ascii=False)) + "\n"

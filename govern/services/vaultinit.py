@@ -58,19 +58,10 @@ class InitResult:
 
 
 def _write_private_file(path: Path, content: str) -> None:
-    """Create ``path`` 0600 whatever the umask; refuse to overwrite anything."""
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        raise Conflict(f"{path} already exists; choose a new --recovery-file") from None
-    except OSError as exc:
-        raise InvalidInput(f"cannot create {path}: {exc.strerror}") from None
-    try:
-        os.fchmod(fd, 0o600)
-        os.write(fd, content.encode("ascii"))
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    """Create ``path`` 0600 whatever the umask; refuse to overwrite anything (govern.outfile)."""
+    from govern.outfile import write_output
+
+    write_output(path, content, hint="choose a new --recovery-file")
 
 
 def init_vault(
