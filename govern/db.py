@@ -13,13 +13,13 @@ from typing import Any
 
 from sqlalchemy import event, inspect, text
 from sqlalchemy.engine import URL, Engine, make_url
-from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.exc import ArgumentError, DatabaseError, OperationalError
 from sqlalchemy.exc import IntegrityError as SAIntegrityError
 from sqlmodel import Session, create_engine
 
 from audit.log import AuditTransaction, Signer
 from audit.state import LogState
-from govern.errors import Conflict, GovernError, InvalidInput, NotFound
+from govern.errors import Conflict, IntegrityFailure, InvalidInput, NotFound, Unavailable
 from govern.faults import crashpoint
 from govern.migrations import HEAD_REVISION, REVISIONS
 from govern.timeutil import utcnow
@@ -29,7 +29,7 @@ from govern.timeutil import utcnow
 _PG_WRITE_LOCK = 0x676F7665726E  # "govern"
 
 
-class StoreUnavailable(GovernError):
+class StoreUnavailable(Unavailable):
     """The database cannot be reached or opened."""
 
 
@@ -40,19 +40,36 @@ def sqlite_path(url: URL) -> Path | None:
 
 
 def prepare_sqlite_file(path: Path, *, create: bool) -> None:
-    """Create the vault directory (0700) and database file (0600) whatever the umask."""
+    """Create the vault directory (0700) and database file (0600) whatever the umask.
+
+    Only regular files are ever made 0600: a ``--db`` naming a folder, a device or a
+    symbolic link is refused, and nothing else's mode is touched.
+    """
+    try:
+        _prepare(path, create=create)
+    except OSError as exc:
+        raise InvalidInput(f"cannot use {path} as a vault: {exc.strerror}") from None
+
+
+def _prepare(path: Path, *, create: bool) -> None:
     directory = path.parent
     if not directory.exists():
         if not create:
             return
         directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         os.chmod(directory, 0o700)
-    if create and not path.exists():
-        fd = os.open(path, os.O_CREAT | os.O_RDWR | os.O_EXCL, 0o600)
+    if create and not os.path.lexists(path):
+        fd = os.open(path, os.O_CREAT | os.O_RDWR | os.O_EXCL | os.O_NOFOLLOW, 0o600)
         os.close(fd)
     for candidate in (path, Path(f"{path}-wal"), Path(f"{path}-shm"), Path(f"{path}-journal")):
-        if candidate.exists() and stat.S_IMODE(candidate.stat().st_mode) != 0o600:
-            os.chmod(candidate, 0o600)
+        try:
+            info = candidate.lstat()
+        except FileNotFoundError:
+            continue
+        if not stat.S_ISREG(info.st_mode):
+            raise InvalidInput(f"{candidate} is not a regular file: it cannot be a vault")
+        if stat.S_IMODE(info.st_mode) != 0o600:
+            os.chmod(candidate, 0o600, follow_symlinks=False)
 
 
 def _configure_sqlite(engine: Engine) -> None:
@@ -79,7 +96,10 @@ def _configure_sqlite(engine: Engine) -> None:
 def make_engine(url_text: str, *, create: bool = False) -> Engine:
     try:
         url = make_url(url_text)
-    except ArgumentError:
+        url.get_backend_name()
+        if url.port is not None and not 0 < url.port < 65536:
+            raise ValueError("port out of range")
+    except (ArgumentError, ValueError):
         raise InvalidInput(f"cannot read database URL {redact(url_text)!r}") from None
     backend = url.get_backend_name()
     if backend not in ("sqlite", "postgresql"):
@@ -106,7 +126,7 @@ def redact(url_text: str) -> str:
     """The URL with any password hidden, for messages and ``doctor``."""
     try:
         return make_url(url_text).render_as_string(hide_password=True)
-    except ArgumentError:
+    except (ArgumentError, ValueError):
         return "<unreadable URL>"
 
 
@@ -119,6 +139,8 @@ def current_revision(engine: Engine) -> str | None:
             return None if row is None else str(row[0])
     except OperationalError as exc:
         raise StoreUnavailable(f"cannot open the database: {exc.orig}") from None
+    except DatabaseError as exc:
+        raise IntegrityFailure(f"the database is damaged or not a govern vault: {exc.orig}") from None
 
 
 def check_schema(engine: Engine) -> None:
@@ -150,6 +172,7 @@ class WriteTx:
     def believe(self, state: LogState) -> None:
         """Take decisions from ``state``, which follows this transaction's own events."""
         self.trust = state
+        state.begin_own()
         self.audit.listener = state.apply_own
 
     @property
@@ -210,7 +233,8 @@ class Store:
                 if self.backend == "postgresql":
                     session.exec(text("SELECT pg_advisory_xact_lock(:key)").bindparams(key=_PG_WRITE_LOCK))  # type: ignore[call-overload]
                 moment = now or utcnow()
-                tx = WriteTx(session=session, audit=AuditTransaction(session, actor, moment), now=moment)
+                audit = AuditTransaction(session, actor, moment)
+                tx = WriteTx(session=session, audit=audit, now=audit.now)
                 yield tx
                 if tx.audit.events:
                     if tx.signer is None:

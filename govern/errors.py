@@ -17,6 +17,7 @@ class ExitCode(IntEnum):
     INTEGRITY = 6
     CHECK = 7
     CONFLICT = 8
+    UNAVAILABLE = 9
     INTERRUPTED = 130
 
 
@@ -32,6 +33,7 @@ EXIT_CODE_MEANINGS: dict[ExitCode, str] = {
     ),
     ExitCode.CHECK: "check found problems: overdue or exposed credentials, offboarding past its deadline",
     ExitCode.CONFLICT: "conflict: already exists, rotation already pending, request already decided",
+    ExitCode.UNAVAILABLE: "unavailable: the database cannot be reached or written (network, disk full, locked)",
     ExitCode.INTERRUPTED: "interrupted",
 }
 
@@ -68,3 +70,9 @@ class CheckFailed(GovernError):
 
 class Conflict(GovernError):
     exit_code = ExitCode.CONFLICT
+
+
+class Unavailable(GovernError):
+    """The database cannot be reached, opened or written: retry when it is back."""
+
+    exit_code = ExitCode.UNAVAILABLE

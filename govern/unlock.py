@@ -17,7 +17,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
-from pathlib import Path
 from typing import Any
 
 from govern import validate
@@ -69,10 +68,15 @@ class PassphraseSource:
         if self.from_stdin:
             value = self.stdin.take("passphrase")
         elif path := os.environ.get("GOVERN_PASSPHRASE_FILE"):
+            from govern.errors import GovernError
+            from govern.infile import read_text_file
+
             try:
-                value = Path(path).read_text(encoding="utf-8").splitlines()[0]
-            except (OSError, IndexError, UnicodeDecodeError):
-                raise InvalidInput("GOVERN_PASSPHRASE_FILE cannot be read or is empty") from None
+                value = read_text_file(path, "passphrase file", limit=64 * 1024).splitlines()[0]
+            except (GovernError, IndexError):
+                raise InvalidInput(
+                    "GOVERN_PASSPHRASE_FILE cannot be read, is not a small text file, or is empty"
+                ) from None
         elif (env := os.environ.get("GOVERN_PASSPHRASE")) is not None:
             value = env
         elif self.interactive:

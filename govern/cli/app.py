@@ -176,16 +176,14 @@ def recover(
 ) -> None:
     """Enrol a new admin with the organisation recovery key when no admin can unlock any more."""
     from govern.cli.common import stdin_broker
-    from govern.errors import InvalidInput
     from govern.services.recovery import recover as run
 
     if str(recovery_file) == "-":
         text = str(stdin_broker(ctx).take("recovery key"))
     else:
-        try:
-            text = recovery_file.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError):
-            raise InvalidInput(f"cannot read the recovery key from {recovery_file}") from None
+        from govern.infile import read_text_file
+
+        text = read_text_file(recovery_file, "recovery key file")
     result = run(context(ctx, actor=admin), text, admin=admin, name=name, email=email)
     if as_json:
         emit_json(result)

@@ -20,10 +20,9 @@ def _read_totp_uri(ctx: typer.Context, value: str) -> str:
     if value == "-":
         return str(stdin_broker(ctx).take("TOTP URI"))
     if value.startswith("@"):
-        try:
-            return Path(value[1:]).read_text(encoding="utf-8").strip()
-        except (OSError, UnicodeDecodeError):
-            raise InvalidInput(f"cannot read the TOTP URI file {value[1:]}") from None
+        from govern.infile import read_text_file
+
+        return read_text_file(value[1:], "TOTP URI file", limit=64 * 1024).strip()
     raise InvalidInput(
         "a TOTP seed on the command line leaks into shell history and process lists:"
         " pass --totp-uri - and pipe it in, or --totp-uri @FILE"
@@ -31,14 +30,10 @@ def _read_totp_uri(ctx: typer.Context, value: str) -> str:
 
 
 def _read_recovery_codes(path: Path) -> list[str]:
-    from govern.errors import InvalidInput
 
-    try:
-        if path.stat().st_size > _MAX_RECOVERY_FILE:
-            raise InvalidInput(f"{path} is larger than 64 KiB")
-        return path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError):
-        raise InvalidInput(f"cannot read recovery codes from {path}") from None
+    from govern.infile import read_text_file
+
+    return read_text_file(path, "recovery codes file", limit=_MAX_RECOVERY_FILE).splitlines()
 
 
 def _prompt_password() -> str:
