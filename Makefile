@@ -62,3 +62,12 @@ bench: $(VENV)/.installed-dev
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis *.egg-info
+
+## fuzz: the fault campaign of issue 10 at full size (concurrency 8x50, 50 crashes per command, 5,000+ fuzzed
+## invocations, disk full); `make test` runs a fast seeded sample. FUZZ_SEED replays another seed.
+FUZZ ?= full
+FUZZ_SEED ?=
+.PHONY: fuzz
+fuzz: $(VENV)/.installed-dev pg-deps
+	GOVERN_FUZZ=$(FUZZ) GOVERN_FUZZ_SEED=$(FUZZ_SEED) $(BIN)/pytest -n $(PYTEST_WORKERS) -p no:cacheprovider \
+		tests/test_fault_concurrency.py tests/test_fault_crash.py tests/test_fault_fuzz.py tests/test_fault_disk_full.py

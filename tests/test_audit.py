@@ -210,7 +210,7 @@ def test_golden_export_verifies_offline(tmp_path: Path) -> None:
     garbage = tmp_path / "garbage.jsonl"
     garbage.write_bytes(b"\xff\xfe not an export")
     assert run(["audit", "verify", "--export", str(garbage)]) == 6
-    assert run(["audit", "verify", "--export", str(tmp_path / "missing.jsonl")]) == 6
+    assert run(["audit", "verify", "--export", str(tmp_path / "missing.jsonl")]) == 3
 
 
 def test_export_round_trip_and_formats(vault: Govern, tmp_path: Path) -> None:

@@ -6,6 +6,7 @@ copy of one template SQLite vault per example.
 """
 
 import shutil
+import tempfile
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -167,8 +168,7 @@ def check(world: World) -> None:
 )
 @given(ops=st.lists(operation, min_size=1, max_size=20))
 def test_register_invariants_hold(template: Path, tmp_path: Path, ops: list[tuple[object, ...]]) -> None:
-    folder = tmp_path / f"ex-{abs(hash(tuple(map(str, ops))))}"
-    folder.mkdir()
+    folder = Path(tempfile.mkdtemp(prefix="ex-", dir=tmp_path))
     shutil.copy(template, folder / "vault.db")
     world = World(db=f"sqlite:///{folder / 'vault.db'}")
     for op in ops:
