@@ -29,8 +29,10 @@ from govern.context import Context
 from govern.services import accounts, vaultinit
 from govern.timeutil import utcnow
 from govern.unlock import PassphraseSource, StdinBroker
-from vault import SealedKeyBlob
+from vault import PersonKeys, SealedKeyBlob
 
+EVENT_COLUMNS = "seq, tx, ts, actor, action, account, subject, reason, data, prev, hash"
+SEAL_COLUMNS = "tx, first_seq, last_seq, head, signer, key, ts, signature"
 PASSPHRASE = "alice bench passphrase"  # noqa: S105  (a throwaway vault in a temporary folder)
 
 
@@ -50,16 +52,25 @@ def build(path: Path, events: int) -> None:
         ctx, "x-acme", platform="x", handle="@a", team=None, owner=None, rotate_every=None, max_holders=None
     )
     ctx.close()
-    connection = sqlite3.connect(path)
+    append_reveals(path, events)
+
+
+def alice_keys(connection: sqlite3.Connection) -> tuple[PersonKeys, str]:
     blob, fingerprint = connection.execute(
         "SELECT k.sealed_private, k.fingerprint FROM person_key k JOIN person p ON p.id = k.person_id"
-        " WHERE p.handle = 'alice'"
+        " WHERE p.handle = 'alice' AND k.active"
     ).fetchone()
     sealed = SealedKeyBlob.parse(blob)
-    keys = sealed.open(sealed.derive_kek(PASSPHRASE))
+    return sealed.open(sealed.derive_kek(PASSPHRASE)), fingerprint
+
+
+def append_reveals(path: Path, events: int) -> None:
+    """Append ``events`` valid reveals by alice of x-acme, five per signed transaction."""
+    connection = sqlite3.connect(path)
+    keys, fingerprint = alice_keys(connection)
     seq, prev = connection.execute("SELECT seq, hash FROM audit_event ORDER BY seq DESC LIMIT 1").fetchone()
     target = seq + events
-    data = canonical_json({"field": "password", "version": 1})
+    data = canonical_json({"field": "password", "status": "current", "version": 1})
     started = utcnow()
     rows: list[tuple[object, ...]] = []
     seals: list[tuple[object, ...]] = []
@@ -82,8 +93,8 @@ def build(path: Path, events: int) -> None:
 
 
 def _flush(connection: sqlite3.Connection, rows: list[tuple[object, ...]], seals: list[tuple[object, ...]]) -> None:
-    connection.executemany("INSERT INTO audit_event VALUES (?,?,?,?,?,?,?,?,?,?,?)", rows)
-    connection.executemany("INSERT INTO audit_seal VALUES (?,?,?,?,?,?,?,?)", seals)
+    connection.executemany(f"INSERT INTO audit_event ({EVENT_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?)", rows)  # noqa: S608
+    connection.executemany(f"INSERT INTO audit_seal ({SEAL_COLUMNS}) VALUES (?,?,?,?,?,?,?,?)", seals)  # noqa: S608
     connection.commit()
     rows.clear()
     seals.clear()

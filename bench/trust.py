@@ -42,27 +42,24 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Iterator
-from dataclasses import astuple, replace
 from multiprocessing.pool import AsyncResult
 from pathlib import Path
 from typing import Any, ClassVar
 
 import keyring
+from audit_log import append_reveals
 from keyring.backend import KeyringBackend
 from keyring.errors import PasswordDeleteError
 
-from audit.chain import EventRecord, SealRecord, canonical_json, event_hash, verify_chain
-from audit.log import format_ts
+from audit.chain import EventRecord, SealRecord, verify_chain
 from audit.stream import SealCursor, stream_events
 from govern.context import Context
 from govern.db import Store
 from govern.services import accounts, secrets, vaultinit
-from govern.timeutil import utcnow
 from govern.trust import trusted
 from govern.unlock import PassphraseSource, StdinBroker
-from vault import IntegrityError, PersonKeys, SealedKeyBlob, verify_signature
+from vault import IntegrityError, verify_signature
 
 PASSPHRASE = "alice bench passphrase"  # noqa: S105  (a throwaway vault in a temporary folder)
 SECRET = "bench password"  # noqa: S105  (the value set on x-acme and revealed)
@@ -122,51 +119,6 @@ def make_vault(path: Path, *, with_secret: bool) -> None:
             )
     finally:
         ctx.close()
-
-
-def alice_keys(connection: sqlite3.Connection) -> tuple[PersonKeys, str]:
-    blob, fingerprint = connection.execute(
-        "SELECT k.sealed_private, k.fingerprint FROM person_key k JOIN person p ON p.id = k.person_id"
-        " WHERE p.handle = 'alice' AND k.active"
-    ).fetchone()
-    sealed = SealedKeyBlob.parse(blob)
-    return sealed.open(sealed.derive_kek(PASSPHRASE)), fingerprint
-
-
-def append_reveals(path: Path, events: int) -> None:
-    """Append ``events`` valid reveals by alice of x-acme, five per signed transaction."""
-    connection = sqlite3.connect(path)
-    keys, fingerprint = alice_keys(connection)
-    seq, prev = connection.execute("SELECT seq, hash FROM audit_event ORDER BY seq DESC LIMIT 1").fetchone()
-    target = seq + events
-    data = canonical_json({"field": "password", "status": "current", "version": 1})
-    started = utcnow()
-    rows: list[tuple[object, ...]] = []
-    seals: list[tuple[object, ...]] = []
-    while seq < target:
-        tx = str(uuid.uuid4())
-        ts = format_ts(started)
-        first = seq + 1
-        for _ in range(min(5, target - seq)):
-            seq += 1
-            record = EventRecord(seq, tx, ts, "alice", "secret.revealed", "x-acme", None, None, data, prev, "")
-            record = replace(record, hash=event_hash(record.body()))
-            rows.append(astuple(record))
-            prev = record.hash
-        unsigned = SealRecord(tx, first, seq, prev, "alice", fingerprint, ts, "")
-        seals.append(astuple(replace(unsigned, signature=base64.b64encode(keys.sign(unsigned.message())).decode())))
-        if len(rows) >= 50000:
-            _flush(connection, rows, seals)
-    _flush(connection, rows, seals)
-    connection.close()
-
-
-def _flush(connection: sqlite3.Connection, rows: list[tuple[object, ...]], seals: list[tuple[object, ...]]) -> None:
-    connection.executemany(f"INSERT INTO audit_event ({EVENT_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?)", rows)  # noqa: S608
-    connection.executemany(f"INSERT INTO audit_seal ({SEAL_COLUMNS}) VALUES (?,?,?,?,?,?,?,?)", seals)  # noqa: S608
-    connection.commit()
-    rows.clear()
-    seals.clear()
 
 
 def count_events(path: Path) -> int:
