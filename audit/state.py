@@ -324,13 +324,16 @@ class LogState:
         known_before = seal.key in self.keys
         self._boot = None
         self._tx = {}
+        if not _is_time(seal.ts) or seal.ts < self.last_ts:
+            raise ChainError(f"its time {seal.ts} goes back before the previous event's {self.last_ts}", events[0].seq)
+        self.last_ts = seal.ts
         for event in events:
             try:
                 if event.actor != seal.signer:
                     raise RuleBroken(f"its actor {event.actor} is not the transaction's signer {seal.signer}")
                 if event.ts != seal.ts:
                     raise RuleBroken("its time is not its transaction's time")
-                self._apply(event)
+                self._apply(event, timed=True)
             except RuleBroken as broken:
                 raise ChainError(str(broken), event.seq) from None
             except (KeyError, TypeError, ValueError, AttributeError, OverflowError, RecursionError, IndexError):
@@ -370,11 +373,13 @@ class LogState:
             raise ChainError(f"refusing to write an event that breaks a rule of the log: {broken}", event.seq) from None
         self.seq, self.head = event.seq, event.hash
 
-    def _apply(self, event: EventRecord) -> None:
+    def _apply(self, event: EventRecord, *, timed: bool = False) -> None:
+        """Apply one event; ``timed`` when its transaction's time was already checked."""
         action = event.action
-        if not _is_time(event.ts) or event.ts < self.last_ts:
-            raise RuleBroken(f"its time {event.ts} goes back before the previous event's {self.last_ts}")
-        self.last_ts = event.ts
+        if not timed:
+            if not _is_time(event.ts) or event.ts < self.last_ts:
+                raise RuleBroken(f"its time {event.ts} goes back before the previous event's {self.last_ts}")
+            self.last_ts = event.ts
         handler = _HANDLERS.get(action)
         # Most events (reveals above all) change nothing but are checked against the actor's
         # rights; their data is covered by the chain and need not be parsed (the hot path).
