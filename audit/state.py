@@ -25,7 +25,6 @@ import base64
 import hashlib
 import json
 import re
-from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -969,11 +968,3 @@ _HANDLERS = {
 }
 # Rules an admin is held to too.
 _DECISIONS = frozenset({"access.approved", "access.denied"})
-
-
-def replay(transactions: Iterable[tuple[list[EventRecord], SealRecord]]) -> LogState:
-    """Replay transactions without checking signatures (for tests and offline tools)."""
-    state = LogState()
-    for events, seal in transactions:
-        state.apply_transaction(events, seal)
-    return state

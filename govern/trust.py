@@ -27,7 +27,7 @@ import os
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -364,11 +364,6 @@ def _name(key: Any) -> str:
     return " ".join(str(part) for part in key) if isinstance(key, tuple) else str(key)
 
 
-def _describe(value: Any, fields: tuple[str, ...]) -> str:
-    values = value if isinstance(value, tuple) else (value,)
-    return ", ".join(f"{name} {item}" for name, item in zip(fields, values, strict=False)) or str(value)
-
-
 def _diff(label: str, rows: dict[Any, Any], expected: dict[Any, Any], fields: tuple[str, ...] = ()) -> list[str]:
     """One finding per row the log does not explain, per row of the log that is gone, per difference."""
     out = []
@@ -440,7 +435,7 @@ def unexplained_rows(session: Session, state: LogState) -> list[str]:
             a.slug: (
                 handle.get(a.owner_id) if a.owner_id is not None else None,
                 a.max_holders,
-                None if a.rotate_every_s is None else format_duration_s(a.rotate_every_s),
+                None if a.rotate_every_s is None else format_duration(timedelta(seconds=a.rotate_every_s)),
                 a.platform,
             )
             for a in accounts.values()
@@ -537,12 +532,6 @@ def unexplained_rows(session: Session, state: LogState) -> list[str]:
     )
     findings += _cases(session, state, handle)
     return findings
-
-
-def format_duration_s(seconds: int) -> str:
-    from datetime import timedelta
-
-    return format_duration(timedelta(seconds=seconds))
 
 
 def _owner_of(state: LogState, fingerprint: str) -> str | None:
