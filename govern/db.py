@@ -138,7 +138,8 @@ def current_revision(engine: Engine) -> str | None:
             row = connection.execute(text("SELECT version_num FROM alembic_version")).first()
             return None if row is None else str(row[0])
     except OperationalError as exc:
-        raise StoreUnavailable(f"cannot open the database: {exc.orig}") from None
+        first = str(exc.orig).strip().splitlines()[0] if str(exc.orig).strip() else "unknown error"
+        raise StoreUnavailable(f"cannot open the database (retry when it is back): {first}") from None
     except DatabaseError as exc:
         raise IntegrityFailure(f"the database is damaged or not a govern vault: {exc.orig}") from None
 

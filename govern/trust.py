@@ -325,7 +325,8 @@ def _check_extends(session: Session, pinned: Anchor) -> None:
         ends = 0 if last is None else last.seq
         raise IntegrityFailure(
             f"the log ends at event {ends} but this client verified it up to event {pinned.seq}:"
-            " it was rolled back or truncated (a restored backup? see 'govern pin show')"
+            " it was rolled back or truncated (a restored backup? see 'govern pin show'; after a deliberate"
+            " restore, 'govern pin reset --reason …')"
         )
     row = _event_at(session, pinned.seq)
     if row is None or row.hash != pinned.head or row.computed_hash() != row.hash:

@@ -95,6 +95,9 @@ def test_a_vault_swapped_under_a_known_database_is_refused(tmp_path: Path, monke
         as_="alice",
         env={"GOVERN_STATE_DIR": str(tmp_path / "attacker-client")},
     )
+    verified = g("audit", "verify")
+    assert verified.code == 6, "a scheduled audit verify must not quietly adopt the swapped vault"
+    assert "swapped vault" in verified.err
     refused = g("account", "add", "ig-acme", "--platform", "instagram", "--handle", "@a")
     assert refused.code == 6, refused.err
     assert "swapped vault" in refused.err

@@ -16,7 +16,13 @@ def main(argv: list[str] | None = None) -> None:
 
     os.umask(0o077)
     args = sys.argv[1:] if argv is None else argv
-    sys.exit(run(args))
+    code = run(args)
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader went away (``govern audit log | head``): not an error; silence the final flush.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    sys.exit(code)
 
 
 def run(args: list[str]) -> int:

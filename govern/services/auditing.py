@@ -213,7 +213,7 @@ def verify(ctx: Context, *, checkpoint: Path | None = None) -> dict[str, Any]:
 
     Raises ChainError at the first bad event; rows the log does not explain are findings.
     """
-    from govern.trust import check_pin_against, save_pin, unexplained_rows
+    from govern.trust import check_pin_against, load_anchor, pinned_vault_of, save_pin, unexplained_rows
 
     with reading(ctx) as (session, _me):
         total = count_all(session)
@@ -236,6 +236,12 @@ def verify(ctx: Context, *, checkpoint: Path | None = None) -> dict[str, Any]:
             "head": result.head,
             "genesis": state.genesis,
         }
+        known = pinned_vault_of(ctx.db_url)
+        if known is not None and known != state.vault_id and load_anchor(str(state.vault_id)) is None:
+            raise IntegrityFailure(
+                f"this database held vault {known} when this client last used it; it now holds {state.vault_id}:"
+                " refusing a swapped vault (after a deliberate move, run 'govern pin reset')"
+            )
         report["pin"] = check_pin_against(session, state)
         if checkpoint is not None:
             report["checkpoint"] = _check_checkpoint(session, checkpoint, result.keys, result.last_seq)

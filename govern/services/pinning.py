@@ -31,6 +31,8 @@ def show(ctx: Context) -> dict[str, Any]:
     view = pin_view(pinned)
     view["pinned"] = True
     view["log_seq"] = None if last is None else last.seq
+    behind = last is None or last.seq < pinned.seq
+    view["status"] = "the log is shorter than what this client verified: rolled back or truncated" if behind else "ok"
     return view
 
 
