@@ -20,15 +20,15 @@ from govern.errors import AuthenticationFailed, IntegrityFailure
 from govern.housekeeping import destroy_expired_versions, expire_due
 from govern.identity import Unlocked, vault_meta
 from govern.models import Person, PersonKey
-from govern.trust import save_pin, trusted
-
-__all__ = ["Context", "Unlocked", "acting", "authenticate", "reading", "unlock", "vault_meta", "verified_reading"]
 from govern.timeutil import utcnow
+from govern.trust import save_pin, trusted
 from govern.unlock import PassphraseSource, StdinBroker, UnlockCache
 from vault import BadPassphraseError, IntegrityError, PersonKeys, SealedKeyBlob
 
 if TYPE_CHECKING:
     from audit.state import LogState
+
+__all__ = ["Context", "Unlocked", "acting", "authenticate", "reading", "unlock", "vault_meta", "verified_reading"]
 
 
 def _silent(_message: str) -> None:

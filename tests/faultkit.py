@@ -123,7 +123,7 @@ def run_govern(
     if who is not None:
         full_env.setdefault("GOVERN_USER", who)
         full_env.setdefault("GOVERN_PASSPHRASE", passphrase_of(who))
-    data = stdin.encode() if isinstance(stdin, str) else stdin
+    data = stdin.encode("utf-8", "surrogatepass") if isinstance(stdin, str) else stdin  # hostile bytes too
     started = time.monotonic()
     try:
         done = subprocess.run(
