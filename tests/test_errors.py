@@ -168,3 +168,13 @@ def test_passphrase_from_stdin_and_file(vault: Govern, tmp_path: object) -> None
     none = vault("secret", "show", "x-acme", passphrase=None)
     assert none.code == 2
     assert "passphrase is needed" in none.err
+
+
+def test_a_number_too_large_for_the_database_is_a_usage_error(vault: Govern) -> None:
+    """Found by the full fuzz run: ids and versions beyond 64 bits gave exit 1 (OverflowError)."""
+    huge = "9" * 50
+    for args in (("access", "deny", huge, "--reason", "no"), ("secret", "show", "x-acme", "--version", huge)):
+        result = vault(*args)
+        assert result.code == 2, result.err
+        assert "out of range" in result.err
+        assert "Traceback" not in result.err

@@ -95,12 +95,17 @@ def _map_foreign(exc: Exception) -> "tuple[int, str] | None":
 
         if isinstance(exc, ChainError):
             return ExitCode.INTEGRITY, f"audit chain broken: {exc}"
+    if isinstance(exc, OverflowError):
+        # The only numbers that reach the database come from the command line (ids, versions).
+        return ExitCode.USAGE, "a number is out of range"
     if module.startswith("sqlalchemy"):
-        from sqlalchemy.exc import ArgumentError, DatabaseError, OperationalError
+        from sqlalchemy.exc import ArgumentError, DatabaseError, DataError, OperationalError
 
         first = str(getattr(exc, "orig", None) or exc).splitlines()[0]
         if isinstance(exc, OperationalError):
             return ExitCode.UNAVAILABLE, f"the database cannot be used now: {first}"
+        if isinstance(exc, DataError):
+            return ExitCode.USAGE, f"a number is out of range: {first}"
         if isinstance(exc, DatabaseError):
             return ExitCode.INTEGRITY, f"the database is damaged or not a govern vault: {first}"
         if isinstance(exc, ArgumentError):

@@ -64,6 +64,19 @@ def _write_private_file(path: Path, content: str) -> None:
     write_output(path, content, hint="choose a new --recovery-file")
 
 
+def _check_recovery_file(path: Path) -> Path:
+    """The place for the recovery key: new, in an existing folder (checked before anything is made)."""
+    path = path.expanduser().absolute()
+    try:
+        if os.path.lexists(path):
+            raise Conflict(f"{path} already exists; choose a new --recovery-file")
+        if not path.parent.is_dir():
+            raise InvalidInput(f"the folder of {path} does not exist")
+    except OSError as exc:
+        raise InvalidInput(f"cannot use {path} as the recovery file: {exc.strerror}") from None
+    return path
+
+
 def init_vault(
     ctx: Context,
     *,
@@ -80,11 +93,7 @@ def init_vault(
     email = validate.email(email) if email else None
     params = creation_kdf_params()
     if recovery_file is not None:
-        recovery_file = recovery_file.expanduser().absolute()
-        if recovery_file.exists():
-            raise Conflict(f"{recovery_file} already exists; choose a new --recovery-file")
-        if not recovery_file.parent.is_dir():
-            raise InvalidInput(f"the folder of {recovery_file} does not exist")
+        recovery_file = _check_recovery_file(recovery_file)
 
     from sqlalchemy.engine import make_url
 
