@@ -21,7 +21,7 @@ from govern.housekeeping import destroy_expired_versions, expire_due
 from govern.identity import Unlocked, vault_meta
 from govern.models import Person, PersonKey
 from govern.timeutil import utcnow
-from govern.trust import save_pin, trusted
+from govern.trust import save_pin, trusted, verify_from_pin
 from govern.unlock import PassphraseSource, StdinBroker, UnlockCache
 from vault import BadPassphraseError, IntegrityError, PersonKeys, SealedKeyBlob
 
@@ -147,7 +147,9 @@ def acting(ctx: Context) -> Iterator[tuple[WriteTx, Unlocked]]:
     inside the transaction in case they were suspended meanwhile.
     """
     with ctx.store.read() as session:
-        state = trusted(session, ctx.db_url, progress=ctx.progress)
+        # Enough to know who is asking and which key they hold before the prompt; the rows are
+        # compared with the log once, under the writer lock, before anything is decided.
+        state = verify_from_pin(session, ctx.db_url, progress=ctx.progress)
         unlocked = unlock(ctx, session, authenticate(session, ctx.actor, state), state)
     with ctx.store.write(ctx.actor, ctx.now()) as tx:
         # Again under the writer lock: only what was appended since is verified.

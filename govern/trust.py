@@ -138,9 +138,14 @@ class Anchor:
 
 def load_anchor(vault_id: str) -> Anchor | None:
     """This client's anchor for ``vault_id``; a malformed one is refused (exit 6), never ignored."""
+    return _load(vault_id)[0]
+
+
+def _load(vault_id: str) -> tuple[Anchor | None, LogState | None]:
+    """The pin file read once: its anchor, and the cached state if it is readable and matches."""
     body = _read_json(_pin_path(vault_id))
     if body is None:
-        return None
+        return None, None
     try:
         if body.get("format") != PIN_FORMAT or body.get("v") != PIN_VERSION or body.get("vault_id") != vault_id:
             raise ValueError
@@ -151,7 +156,13 @@ def load_anchor(vault_id: str) -> Anchor | None:
         raise IntegrityFailure(
             f"this client's pin of vault {vault_id} is corrupt: move it away and re-pin ('govern pin reset')"
         ) from None
-    return anchor
+    try:
+        state = LogState.from_json(body["state"])
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return anchor, None
+    if (state.vault_id, state.genesis, state.seq, state.head) != (vault_id, anchor.genesis, anchor.seq, anchor.head):
+        return anchor, None
+    return anchor, state
 
 
 def load_pin(vault_id: str) -> LogState | None:
@@ -160,17 +171,7 @@ def load_pin(vault_id: str) -> LogState | None:
     The state beside the anchor is a cache: one written by another version of govern is
     ignored (the log is then verified from its genesis, and must still reach the anchor).
     """
-    anchor = load_anchor(vault_id)
-    if anchor is None:
-        return None
-    body = _read_json(_pin_path(vault_id)) or {}
-    try:
-        state = LogState.from_json(body["state"])
-    except (KeyError, TypeError, ValueError, AttributeError):
-        return None
-    if (state.vault_id, state.genesis, state.seq, state.head) != (vault_id, anchor.genesis, anchor.seq, anchor.head):
-        return None
-    return state
+    return _load(vault_id)[1]
 
 
 def save_pin(state: LogState, db_url: str) -> None:
@@ -270,13 +271,12 @@ def verify_from_pin(
     """
     vault_id = _vault_id(session)
     known = pinned_vault_of(db_url)
-    anchor = load_anchor(vault_id)
+    anchor, pinned = _load(vault_id)
     if known is not None and known != vault_id and anchor is None:
         raise IntegrityFailure(
             f"this database held vault {known} when this client last used it; it now holds {vault_id}:"
             " refusing a swapped vault (after a deliberate move, run 'govern pin reset')"
         )
-    pinned = None if anchor is None else load_pin(vault_id)
     state = pinned if pinned is not None else LogState()
     # ``state`` is ``pinned``, advanced in place: remember where it started (-1: cache to rebuild).
     pinned_seq = None if anchor is None else (anchor.seq if pinned is not None else -1)

@@ -8,7 +8,6 @@ passphrase is still exit 5.
 
 import base64
 import json
-import time
 from typing import Any
 
 import pytest
@@ -105,7 +104,6 @@ def test_kdf_parameters_are_bound_as_associated_data() -> None:
 def test_huge_kdf_parameters_are_refused_before_deriving(no_derivation: None) -> None:
     keys, body, _kek = sealed()
     body["kdf"] = dict(HUGE)
-    started = time.monotonic()
     with pytest.raises(IntegrityError):
         SealedKeyBlob.parse(encode(body))
     # Even in a blob its owner signed (a machine set to absurd costs), the ceilings hold.
@@ -116,7 +114,6 @@ def test_huge_kdf_parameters_are_refused_before_deriving(no_derivation: None) ->
     body["sig"] = base64.b64encode(keys.sign(message)).decode()
     with pytest.raises(IntegrityError):
         SealedKeyBlob.parse(encode(body))
-    assert time.monotonic() - started < 1.0
     with pytest.raises(WeakParametersError):
         params.validate()
     with pytest.raises(WeakParametersError):
@@ -179,12 +176,12 @@ def test_kdf_parameters_edited_in_a_blob_are_exit_6(vault: Govern, edit: str) ->
 
 
 @pytest.mark.tampers
-def test_huge_kdf_parameters_in_the_database_are_exit_6_at_once(vault: Govern) -> None:
+def test_huge_kdf_parameters_in_the_database_are_exit_6_at_once(vault: Govern, no_derivation: None) -> None:
+    """Refused before deriving: ``no_derivation`` fails the test if Argon2id is asked to run."""
     _edit_blob(vault, "alice", lambda b: b.update(kdf=dict(HUGE)))
-    started = time.monotonic()
+    MemoryKeyring.entries.clear()
     result = vault("secret", "show", "x-acme")
     assert result.code == 6, result.err
-    assert time.monotonic() - started < 30, "Argon2id must not run on out-of-range parameters"
     assert result.err.count("\n") == 1
     assert "Traceback" not in result.err
 
