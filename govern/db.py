@@ -3,7 +3,6 @@ write transactions that append their audit events atomically.
 """
 
 import os
-import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -19,10 +18,13 @@ from sqlmodel import Session, create_engine
 
 from audit.log import AuditTransaction, Signer
 from audit.state import LogState
+from govern import interrupts
 from govern.errors import Conflict, IntegrityFailure, InvalidInput, NotFound, Unavailable
 from govern.faults import crashpoint
 from govern.migrations import HEAD_REVISION, REVISIONS
+from govern.settings import lock_timeout
 from govern.timeutil import utcnow
+from govern.vaultfile import check_existing_vault, check_new_vault, tighten
 
 # An arbitrary constant: the PostgreSQL advisory lock every writer takes, so audit
 # appends (read head, append, seal) are serialised across processes.
@@ -39,37 +41,18 @@ def sqlite_path(url: URL) -> Path | None:
     return Path(url.database)
 
 
-def prepare_sqlite_file(path: Path, *, create: bool) -> None:
-    """Create the vault directory (0700) and database file (0600) whatever the umask.
-
-    Only regular files are ever made 0600: a ``--db`` naming a folder, a device or a
-    symbolic link is refused, and nothing else's mode is touched.
-    """
-    try:
-        _prepare(path, create=create)
-    except OSError as exc:
-        raise InvalidInput(f"cannot use {path} as a vault: {exc.strerror}") from None
-
-
-def _prepare(path: Path, *, create: bool) -> None:
-    directory = path.parent
-    if not directory.exists():
-        if not create:
-            return
-        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        os.chmod(directory, 0o700)
-    if create and not os.path.lexists(path):
-        fd = os.open(path, os.O_CREAT | os.O_RDWR | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-        os.close(fd)
-    for candidate in (path, Path(f"{path}-wal"), Path(f"{path}-shm"), Path(f"{path}-journal")):
+def _open_sqlite_file(path: Path, *, create: bool, parents: bool) -> None:
+    if create and check_new_vault(path, parents=parents):
         try:
-            info = candidate.lstat()
-        except FileNotFoundError:
-            continue
-        if not stat.S_ISREG(info.st_mode):
-            raise InvalidInput(f"{candidate} is not a regular file: it cannot be a vault")
-        if stat.S_IMODE(info.st_mode) != 0o600:
-            os.chmod(candidate, 0o600, follow_symlinks=False)
+            fd = os.open(path, os.O_CREAT | os.O_RDWR | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        except FileExistsError:
+            raise Conflict(f"{path} appeared while the vault was being created: nothing was changed") from None
+        except OSError as exc:
+            raise InvalidInput(f"cannot create {path}: {exc.strerror}") from None
+        os.close(fd)
+    elif not create:
+        check_existing_vault(path)
+    tighten(path)
 
 
 def _configure_sqlite(engine: Engine) -> None:
@@ -81,7 +64,7 @@ def _configure_sqlite(engine: Engine) -> None:
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=FULL")
-        cursor.execute("PRAGMA busy_timeout=10000")
+        cursor.execute(f"PRAGMA busy_timeout={int(lock_timeout() * 1000)}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
 
@@ -93,7 +76,13 @@ def _configure_sqlite(engine: Engine) -> None:
             connection.exec_driver_sql("BEGIN")
 
 
-def make_engine(url_text: str, *, create: bool = False) -> Engine:
+def make_engine(url_text: str, *, create: bool = False, parents: bool = False) -> Engine:
+    """An engine on a PostgreSQL URL or a SQLite vault file.
+
+    A SQLite path is checked first (govern.vaultfile): an existing path must be a govern
+    vault, and with ``create`` a free path gets a new 0600 file (its folder made only with
+    ``parents``). Nothing that is not a vault is ever opened, created or chmodded.
+    """
     try:
         url = make_url(url_text)
         url.get_backend_name()
@@ -108,11 +97,9 @@ def make_engine(url_text: str, *, create: bool = False) -> Engine:
         url = url.set(drivername="postgresql+psycopg")
     path = sqlite_path(url)
     if path is not None:
-        prepare_sqlite_file(path, create=create)
-        if not create and not path.exists():
-            raise NotFound(f"no vault at {path}: run 'govern init' first (or pass --db)")
+        _open_sqlite_file(path, create=create, parents=parents)
     try:
-        engine = create_engine(url, connect_args={"timeout": 10} if backend == "sqlite" else {})
+        engine = create_engine(url, connect_args={"timeout": lock_timeout()} if backend == "sqlite" else {})
     except ModuleNotFoundError as exc:
         raise StoreUnavailable(
             f"the {backend} driver is not installed ({exc.name}): pip install 'govern[postgres]'"
@@ -204,6 +191,9 @@ class Store:
         engine = make_engine(url)
         try:
             check_schema(engine)
+            with engine.connect() as connection:
+                if connection.execute(text("SELECT 1 FROM vault")).first() is None:
+                    raise NotFound("this database holds no vault yet (an init did not finish): run 'govern init' again")
         except BaseException:
             engine.dispose()
             raise
@@ -216,7 +206,25 @@ class Store:
     def after_commit(self) -> None:
         path = sqlite_path(self.engine.url)
         if path is not None:
-            prepare_sqlite_file(path, create=False)
+            tighten(path)
+
+    def _take_write_lock(self, session: Session) -> None:
+        """Wait for the writer lock at most ``GOVERN_LOCK_TIMEOUT`` seconds (exit 9 after that)."""
+        try:
+            if self.backend == "postgresql":
+                session.exec(text(f"SET LOCAL lock_timeout = {int(lock_timeout() * 1000)}"))  # type: ignore[call-overload]
+                session.exec(text("SELECT pg_advisory_xact_lock(:key)").bindparams(key=_PG_WRITE_LOCK))  # type: ignore[call-overload]
+                session.exec(text("SET LOCAL lock_timeout = 0"))  # type: ignore[call-overload]
+            else:
+                session.connection()  # BEGIN IMMEDIATE: SQLite's writer lock, within busy_timeout
+        except OperationalError as exc:
+            message = str(exc.orig).lower()
+            if "lock" in message or "busy" in message:
+                raise StoreUnavailable(
+                    f"another writer has held the vault for {lock_timeout():g} s: retry later"
+                    " (GOVERN_LOCK_TIMEOUT sets how long to wait)"
+                ) from None
+            raise
 
     @contextmanager
     def read(self) -> Iterator[Session]:
@@ -230,9 +238,11 @@ class Store:
         The events and the change commit together or not at all (fail closed).
         """
         with Session(self._writer, expire_on_commit=False) as session:
+            # An interrupt remembered after an earlier commit stops the command here, before
+            # anything new begins; during this transaction's work Ctrl-C interrupts as usual.
+            interrupts.resume()
             try:
-                if self.backend == "postgresql":
-                    session.exec(text("SELECT pg_advisory_xact_lock(:key)").bindparams(key=_PG_WRITE_LOCK))  # type: ignore[call-overload]
+                self._take_write_lock(session)
                 moment = now or utcnow()
                 audit = AuditTransaction(session, actor, moment)
                 tx = WriteTx(session=session, audit=audit, now=audit.now)
@@ -242,12 +252,17 @@ class Store:
                         raise RuntimeError("a write transaction with events must be signed")
                     tx.audit.seal(tx.signer)
                 session.flush()
+                interrupts.defer()
+                interrupts.signalpoint("before-commit")
                 crashpoint("before-commit")
                 session.commit()
             except SAIntegrityError as exc:
                 session.rollback()
+                interrupts.resume()
                 raise Conflict(f"conflicting change: {exc.orig}") from None
             except BaseException:
                 session.rollback()
+                interrupts.resume()
                 raise
+        interrupts.signalpoint("after-commit")
         self.after_commit()

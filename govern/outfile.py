@@ -97,7 +97,7 @@ def _unlink_quietly(path: Path) -> None:
         os.unlink(path)
 
 
-def _fsync_folder(folder: Path) -> None:
+def fsync_folder(folder: Path) -> None:
     try:
         fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
     except OSError:
@@ -164,7 +164,7 @@ def output_file(path: Path, *, force: bool = False, hint: str = "use --force to 
                 handle.close()
         _unlink_quietly(temporary)
         raise
-    _fsync_folder(folder)
+    fsync_folder(folder)
 
 
 def write_output(path: Path, text: str, *, force: bool = False, hint: str = "use --force to replace it") -> None:

@@ -9,6 +9,8 @@ from pathlib import Path
 APP_NAME = "govern"
 DEFAULT_DB_FILE = "vault.db"
 DEFAULT_CACHE_TTL_SECONDS = 15 * 60
+DEFAULT_LOCK_TIMEOUT_SECONDS = 30.0
+MAX_LOCK_TIMEOUT_SECONDS = 3600.0
 
 
 def home_dir() -> Path:
@@ -60,3 +62,20 @@ def resolve_actor(option: str | None) -> str:
 
 def env_flag(name: str) -> bool:
     return os.environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def lock_timeout() -> float:
+    """``GOVERN_LOCK_TIMEOUT``: seconds a writer waits for another writer (SQLite and PostgreSQL)."""
+    raw = os.environ.get("GOVERN_LOCK_TIMEOUT", "").strip()
+    if not raw:
+        return DEFAULT_LOCK_TIMEOUT_SECONDS
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0 < value <= MAX_LOCK_TIMEOUT_SECONDS:  # also refuses nan
+        from govern.errors import InvalidInput
+
+        limit = f"{MAX_LOCK_TIMEOUT_SECONDS:g}"
+        raise InvalidInput(f"GOVERN_LOCK_TIMEOUT must be a number of seconds between 0 and {limit}")
+    return value

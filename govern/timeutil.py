@@ -1,7 +1,9 @@
 """Durations (``45s 30m 12h 90d 2w``) and ISO 8601 times, always timezone-aware UTC."""
 
+import os
 import re
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 
 from govern.errors import InvalidInput
 
@@ -10,8 +12,19 @@ _DURATION = re.compile(r"([1-9][0-9]{0,5})([smhdw])")
 _MAX = timedelta(days=3660)
 
 
+# Test hook: the suite runs with every process's clock moved (``make test-future`` sets a
+# year), to prove that no test depends on today's date. Unset outside tests.
+CLOCK_SHIFT_ENV = "GOVERN_TEST_CLOCK_SHIFT"
+
+
 def utcnow() -> datetime:
-    return datetime.now(UTC)
+    shift = os.environ.get(CLOCK_SHIFT_ENV)
+    return datetime.now(UTC) + (_clock_shift(shift) if shift else timedelta(0))
+
+
+@lru_cache(maxsize=4)
+def _clock_shift(text: str) -> timedelta:
+    return parse_duration(text)
 
 
 def parse_duration(text: str) -> timedelta:

@@ -15,7 +15,7 @@ import pytest
 from memkeyring import MemoryKeyring
 from pg import Cluster, cluster
 
-from govern.timeutil import utcnow
+from govern.timeutil import CLOCK_SHIFT_ENV, utcnow
 
 TESTS = Path(__file__).parent
 # The floor of govern's Argon2id parameters: fast enough for tests, still valid.
@@ -26,6 +26,10 @@ CANARY_SEED = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
 CANARY_URI = f"otpauth://totp/Acme:social?secret={CANARY_SEED}&issuer=Acme"
 
 
+# ``make test-future`` moves every process's clock (this one and each subprocess's) a year ahead.
+CLOCK_ENV = {CLOCK_SHIFT_ENV: os.environ[CLOCK_SHIFT_ENV]} if os.environ.get(CLOCK_SHIFT_ENV) else {}
+
+
 def passphrase_of(handle: str) -> str:
     return f"{handle} correct horse battery"
 
@@ -34,7 +38,7 @@ def passphrase_of(handle: str) -> str:
 def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """No test touches the user's home, vault or keyring."""
     for name in list(os.environ):
-        if name.startswith("GOVERN_") or name in ("NO_COLOR",):
+        if (name.startswith("GOVERN_") and name != CLOCK_SHIFT_ENV) or name in ("NO_COLOR",):
             monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg-data"))
@@ -85,8 +89,11 @@ _DEFAULT = object()
 class Govern:
     """Runs the real CLI (``govern.cli.main.run``) in-process, with its error handling."""
 
-    def __init__(self, db: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    def __init__(self, db: str, monkeypatch: pytest.MonkeyPatch, *, make_folder: bool = True) -> None:
         self.db = db
+        if make_folder and db.startswith("sqlite:///"):
+            # An explicit --db needs its folder to exist (govern makes folders only with --parents).
+            Path(db.removeprefix("sqlite:///")).parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         self._monkeypatch = monkeypatch
         self.offset = timedelta(0)
 

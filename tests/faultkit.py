@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from conftest import FAST_KDF, TESTS, passphrase_of
+from conftest import CLOCK_ENV, FAST_KDF, TESTS, passphrase_of
 
 FULL = os.environ.get("GOVERN_FUZZ", "").strip().lower() == "full"
 SEED = int(os.environ.get("GOVERN_FUZZ_SEED", "") or "20261127")
@@ -90,6 +90,7 @@ def subprocess_env(db_url: str, home: Path, state: Path | None = None, **extra: 
         "GOVERN_STATE_DIR": str(state or home / "state"),
         "GOVERN_DB_URL": db_url,
         "GOVERN_KDF": FAST_KDF,
+        **CLOCK_ENV,
         "GOVERN_CACHE_TTL": "0",
         "PYTHONPATH": str(TESTS),
         "PYTHON_KEYRING_BACKEND": "memkeyring.MemoryKeyring",

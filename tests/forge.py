@@ -9,7 +9,6 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
-from datetime import UTC, datetime
 from typing import Any
 
 from conftest import passphrase_of
@@ -22,6 +21,7 @@ import govern.models  # noqa: F401  (registers every table in SQLModel.metadata)
 from audit.chain import EventRecord, SealRecord, canonical_json
 from audit.log import format_ts
 from govern.custody import field_aad, wrap_aad
+from govern.timeutil import utcnow
 from vault import MINIMUM_PARAMS, IntegrityError, PersonKeys, SealedKeyBlob, new_data_key, seal, unwrap_key, wrap_key
 
 
@@ -66,7 +66,7 @@ def fingerprint_of(db_url: str, handle: str) -> str:
 
 
 def now_ts() -> str:
-    return format_ts(datetime.now(UTC))
+    return format_ts(utcnow())
 
 
 def head(db_url: str) -> tuple[int, str]:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import CANARY_PASSWORD, CANARY_SEED, CANARY_URI, FAST_KDF, passphrase_of
+from conftest import CANARY_PASSWORD, CANARY_SEED, CANARY_URI, CLOCK_ENV, FAST_KDF, passphrase_of
 
 pytestmark = pytest.mark.e2e
 
@@ -22,11 +22,14 @@ GOVERN = Path(sys.executable).with_name("govern")
 
 class Shell:
     def __init__(self, db_url: str, tmp_path: Path) -> None:
+        if db_url.startswith("sqlite:///"):  # an explicit --db needs its folder (or init --parents)
+            Path(db_url.removeprefix("sqlite:///")).parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.env = {
             "PATH": os.environ["PATH"],
             "HOME": str(tmp_path / "home"),
             "GOVERN_DB_URL": db_url,
             "GOVERN_KDF": FAST_KDF,
+            **CLOCK_ENV,
             "PYTHONPATH": os.environ["PYTHONPATH"],
             "PYTHON_KEYRING_BACKEND": "memkeyring.FileKeyring",
             "GOVERN_TEST_KEYRING_FILE": str(tmp_path / "keyring.json"),

@@ -24,8 +24,19 @@ def open_umask() -> Iterator[None]:
 
 def test_modes_under_a_permissive_umask(sqlite_govern: Govern, tmp_path: Path, open_umask: None) -> None:
     recovery = tmp_path / "recovery.txt"
+    Path(sqlite_govern.db.removeprefix("sqlite:///")).parent.rmdir()  # govern makes it, with --parents
     sqlite_govern.ok(
-        "init", "--org", "Acme", "--admin", "alice", "--name", "Alice", "--recovery-file", str(recovery), as_="alice"
+        "init",
+        "--org",
+        "Acme",
+        "--admin",
+        "alice",
+        "--name",
+        "Alice",
+        "--recovery-file",
+        str(recovery),
+        "--parents",
+        as_="alice",
     )
     sqlite_govern.enrol("bob")
     sqlite_govern.account()

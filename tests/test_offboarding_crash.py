@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import FAST_KDF, Govern, passphrase_of
+from conftest import CLOCK_ENV, FAST_KDF, Govern, passphrase_of
 from pg import Cluster
 from sqlalchemy import create_engine, text
 from sqlmodel import Session
@@ -50,6 +50,7 @@ def offboard(db_url: str, home: Path, crashpoint: str | None = None, **popen: An
         "GOVERN_USER": "alice",
         "GOVERN_PASSPHRASE": passphrase_of("alice"),
         "GOVERN_KDF": FAST_KDF,
+        **CLOCK_ENV,
         "GOVERN_CACHE_TTL": "0",
     }
     if crashpoint is not None:
@@ -169,6 +170,7 @@ def test_crash_at_random_times_then_resume(template: Path, reference: dict[str, 
             "GOVERN_USER": "alice",
             "GOVERN_PASSPHRASE": passphrase_of("alice"),
             "GOVERN_KDF": FAST_KDF,
+            **CLOCK_ENV,
             "GOVERN_CACHE_TTL": "0",
         }
         proc = subprocess.Popen(

@@ -35,6 +35,7 @@ from audit.chain import EventRecord, SealRecord
 from audit.export import export_message
 from audit.state import sealed_digest
 from govern.custody import field_aad, key_check_value, wrap_aad
+from govern.timeutil import utcnow
 from vault import PersonKeys, new_data_key, seal, wrap_key
 
 pytestmark = pytest.mark.tampers
@@ -83,7 +84,7 @@ def append_raw(db: str, actor: str, action: str, data_text: str, *, account: str
     """One event whose data text the attacker wrote by hand, hash-chained, under a garbage seal."""
     seq, prev = head(db)
     tx = str(uuid.uuid4())
-    ts = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    ts = utcnow().strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     record = EventRecord(seq + 1, tx, ts, actor, action, account, actor, None, data_text, prev, "")
     record = replace(record, hash=record.computed_hash())
     fake = SealRecord(tx, record.seq, record.seq, record.hash, actor, fingerprint_of(db, actor), ts, "A" * 88)
@@ -95,7 +96,7 @@ def pin_path(vault: Govern) -> Path:
     return Path(vault.ok("pin", "show", "--json").json()["path"])
 
 
-NOW = datetime.now(UTC)
+NOW = utcnow()
 
 
 # -- 1. an owner grants themselves (self-approval without a request, over the cap) ------------------

@@ -3,11 +3,11 @@
 import os
 import subprocess
 import sys
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
-from conftest import CANARY_PASSWORD, CANARY_URI, FAST_KDF, Govern, passphrase_of
+from conftest import CANARY_PASSWORD, CANARY_URI, CLOCK_ENV, FAST_KDF, Govern, passphrase_of
 from sqlalchemy import create_engine
 from sqlhelp import sql
 from sqlmodel import Session, select
@@ -16,6 +16,7 @@ from govern.exposure import known_secrets
 from govern.models import Account, Person
 from govern.platforms import CATALOGUE, generate_password, meets_rules
 from govern.services.common import account_state
+from govern.timeutil import utcnow
 
 OTHER_URI = "otpauth://totp/Acme:social?secret=KRSXG5CTMVRXEZLUKRSXG5CTMVRXEZLU&issuer=Acme"
 
@@ -43,7 +44,7 @@ def test_due_dates_with_time_passed_in(vault: Govern) -> None:
     try:
         with Session(engine) as session:
             account = session.exec(select(Account).where(Account.slug == "x-acme")).one()
-            set_at = datetime.fromisoformat(str(account_state(session, account, datetime.now(UTC))["last_rotated"]))
+            set_at = datetime.fromisoformat(str(account_state(session, account, utcnow())["last_rotated"]))
             at = {days: account_state(session, account, set_at + timedelta(days=days)) for days in (0, 82, 84, 91, 120)}
     finally:
         engine.dispose()
@@ -126,6 +127,7 @@ def test_a_crash_before_confirm_commits_loses_nothing(vault: Govern, tmp_path: P
         "GOVERN_USER": "alice",
         "GOVERN_PASSPHRASE": passphrase_of("alice"),
         "GOVERN_KDF": FAST_KDF,
+        **CLOCK_ENV,
         "GOVERN_CACHE_TTL": "0",
         "GOVERN_TEST_CRASHPOINT": "before-commit",
     }

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from govern.cli import access, account, audit, db, offboard, pin, policy, review, rotation, secret, staff
-from govern.cli.common import Globals, JsonOpt, context, emit_json, emit_record, notice, warn
+from govern.cli.common import Globals, JsonOpt, context, emit_json, emit_record, globals_of, notice, warn
 
 app = typer.Typer(
     name="govern",
@@ -71,13 +71,27 @@ def init(
             help="Write the recovery key here (0600) instead of showing it.",
         ),
     ] = None,
+    parents: Annotated[
+        bool,
+        typer.Option("--parents", help="Create the folders of --db that do not exist (0700)."),
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Create a vault, its first admin, and the organisation recovery key."""
+    import os
+
     from govern.services.vaultinit import init_vault
 
+    # The default place (GOVERN_HOME or the platform data folder) is govern's own: made when missing.
+    default_place = globals_of(ctx).db is None and not os.environ.get("GOVERN_DB_URL")
     result = init_vault(
-        context(ctx, actor=admin), org=org, admin=admin, name=name, email=email, recovery_file=recovery_file
+        context(ctx, actor=admin),
+        org=org,
+        admin=admin,
+        name=name,
+        email=email,
+        recovery_file=recovery_file,
+        parents=parents or default_place,
     )
     if as_json:
         emit_json(result.__dict__)

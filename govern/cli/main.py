@@ -17,6 +17,10 @@ def main(argv: list[str] | None = None) -> None:
     os.umask(0o077)
     args = sys.argv[1:] if argv is None else argv
     code = run(args)
+    import signal
+
+    # The command is over (its outcome decided): a late Ctrl-C must not turn it into a traceback.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         sys.stdout.flush()
     except BrokenPipeError:
@@ -73,9 +77,11 @@ def run(args: list[str]) -> int:
         _error(f"unexpected {type(exc).__name__}; this is a bug (run with --debug for details)")
         return int(ExitCode.FAILURE)
     finally:
+        from govern import interrupts
         from govern.cli.common import close_contexts
 
         close_contexts()
+        interrupts.reset()
 
 
 def _map_foreign(exc: Exception) -> "tuple[int, str] | None":

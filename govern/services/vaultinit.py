@@ -1,5 +1,7 @@
 """Creating a vault, upgrading its schema, and describing it (whoami, doctor)."""
 
+import errno
+import glob
 import os
 import stat
 import uuid
@@ -14,10 +16,13 @@ from govern import validate
 from govern.context import Context, Unlocked, active_key, authenticate, person_key, vault_meta
 from govern.db import Store, WriteTx, check_schema, current_revision, make_engine, redact, sqlite_path
 from govern.errors import Conflict, InvalidInput, NotFound
+from govern.faults import crashpoint
 from govern.migrations import HEAD_REVISION
 from govern.models import Account, Person, PersonKey, VaultMeta
+from govern.outfile import fsync_folder
 from govern.timeutil import format_time
 from govern.unlock import cache_ttl_seconds, keyring_backend
+from govern.vaultfile import check_new_vault, sidecars
 from vault import DEFAULT_PARAMS, KdfParams, PersonKeys, RecoveryKey, SealedKeyBlob, WeakParametersError
 
 
@@ -64,17 +69,51 @@ def _write_private_file(path: Path, content: str) -> None:
     write_output(path, content, hint="choose a new --recovery-file")
 
 
-def _check_recovery_file(path: Path) -> Path:
-    """The place for the recovery key: new, in an existing folder (checked before anything is made)."""
+def _check_recovery_file(path: Path, vault_path: Path | None) -> Path:
+    """The place for the recovery key: new, in an existing folder (checked before anything is made).
+
+    One file may already be there: the recovery key of an ``init`` that was killed before
+    its vault was placed (the key is written first, so that a placed vault always has
+    it). It is recognised by its fingerprint in that dead ``init``'s staging file and
+    removed, since it protects no vault.
+    """
     path = path.expanduser().absolute()
     try:
         if os.path.lexists(path):
-            raise Conflict(f"{path} already exists; choose a new --recovery-file")
+            if vault_path is None or not _orphaned_recovery(path, vault_path):
+                raise Conflict(f"{path} already exists; choose a new --recovery-file")
+            path.unlink()
         if not path.parent.is_dir():
             raise InvalidInput(f"the folder of {path} does not exist")
     except OSError as exc:
         raise InvalidInput(f"cannot use {path} as the recovery file: {exc.strerror}") from None
     return path
+
+
+def _orphaned_recovery(path: Path, vault_path: Path) -> bool:
+    """Whether ``path`` holds the recovery key of a dead ``init`` whose vault was never placed."""
+    import sqlite3
+
+    from govern.infile import read_text_file
+
+    if os.path.lexists(vault_path):
+        return False
+    try:
+        fingerprint = RecoveryKey.load(read_text_file(path, "recovery file", limit=4096).strip()).fingerprint
+    except Exception:
+        return False
+    for staging in _dead_stagings(vault_path):
+        try:
+            connection = sqlite3.connect(f"{staging.absolute().as_uri()}?mode=ro", uri=True)
+            try:
+                row = connection.execute("SELECT recovery_fingerprint FROM vault").fetchone()
+            finally:
+                connection.close()
+        except sqlite3.Error:
+            continue
+        if row is not None and row[0] == fingerprint:
+            return True
+    return False
 
 
 def init_vault(
@@ -85,31 +124,39 @@ def init_vault(
     name: str,
     email: str | None,
     recovery_file: Path | None,
+    parents: bool = False,
 ) -> InitResult:
-    """Create the schema, the first admin with their keys, and the recovery key."""
-    org = validate.text(org, "organisation name")
-    admin = validate.handle(admin)
-    name = validate.text(name, "name")
+    """Create the schema, the first admin with their keys, and the recovery key.
+
+    Atomic: a crash at any point leaves no vault (and no recovery file) or a complete one.
+    A SQLite vault is built in a hidden file beside its path and hard-linked into place
+    only once complete; on PostgreSQL, a schema left without its first event by a crash
+    is an unfinished vault that the next ``init`` completes.
+    """
+    org, admin, name = validate.text(org, "organisation name"), validate.handle(admin), validate.text(name, "name")
     email = validate.email(email) if email else None
     params = creation_kdf_params()
-    if recovery_file is not None:
-        recovery_file = _check_recovery_file(recovery_file)
-
     from sqlalchemy.engine import make_url
 
     path = sqlite_path(make_url(ctx.db_url)) if "://" in ctx.db_url else None
-    existed = path is not None and path.exists()
-    wrote_recovery = False
-    engine = make_engine(ctx.db_url, create=True)
+    if recovery_file is not None:
+        recovery_file = _check_recovery_file(recovery_file, path)
+    staging: Path | None = None
+    if path is not None and check_new_vault(path, parents=parents):
+        staging = _staging_path(path)
+    build_url = ctx.db_url if staging is None else f"sqlite:///{staging}"
+    wrote_recovery = placed = False
+    engine = make_engine(build_url, create=True)
     try:
-        if current_revision(engine) is not None:
+        if current_revision(engine) is not None and not _unfinished(engine):
             raise Conflict(f"a vault already exists at {redact(ctx.db_url)}")
         passphrase = ctx.passphrase.get(f"New passphrase for {admin}", new=True)
         from govern.migrations.runner import upgrade
 
         upgrade(engine)
+        crashpoint("init-schema")
         check_schema(engine)
-        store = Store(engine, ctx.db_url)
+        store = Store(engine, build_url)
         keys = PersonKeys.generate()
         blob, _kek = keys.seal(passphrase, params)
         recovery = RecoveryKey.generate()
@@ -127,25 +174,28 @@ def init_vault(
                 params=params,
                 recovery=recovery,
             )
-            if recovery_file is not None:
-                _write_private_file(recovery_file, recovery.export() + "\n")
-                wrote_recovery = True
-        # This client made the vault: it pins the genesis it just signed.
-        from govern.trust import remember_database, verify_from_pin
-
-        remember_database(ctx.db_url, vault_id)
-        with store.read() as session:
-            verify_from_pin(session, ctx.db_url)
+            if recovery_file is not None and staging is None:
+                # In place (PostgreSQL): the key is on disk before the vault's first commit.
+                wrote_recovery = _write_recovery(recovery_file, recovery)
+        crashpoint("init-genesis")
+        if recovery_file is not None and staging is not None:
+            # Staged (SQLite): after the staging commit, which proves an orphan, before placing.
+            wrote_recovery = _write_recovery(recovery_file, recovery)
+            crashpoint("init-recovery-written")
+        engine.dispose()
+        if staging is not None and path is not None:
+            _place(staging, path)
+        placed = True
+        crashpoint("init-placed")
+        _pin_new_vault(ctx.db_url, vault_id)
     except BaseException:
         engine.dispose()
-        if wrote_recovery and recovery_file is not None:
-            recovery_file.unlink(missing_ok=True)
-        if path is not None and not existed:
-            for leftover in (path, Path(f"{path}-wal"), Path(f"{path}-shm"), Path(f"{path}-journal")):
-                leftover.unlink(missing_ok=True)
+        if not placed:
+            if wrote_recovery and recovery_file is not None:
+                recovery_file.unlink(missing_ok=True)
+            if staging is not None:
+                _discard(staging)
         raise
-    finally:
-        engine.dispose()
     return InitResult(
         vault_id=vault_id,
         org=org,
@@ -156,6 +206,110 @@ def init_vault(
         recovery_file=None if recovery_file is None else str(recovery_file),
         db=redact(ctx.db_url),
     )
+
+
+def _write_recovery(path: Path, recovery: RecoveryKey) -> bool:
+    _write_private_file(path, recovery.export() + "\n")
+    return True
+
+
+def _pin_new_vault(db_url: str, vault_id: str) -> None:
+    """This client made the vault: it pins the genesis it just signed."""
+    from govern.trust import remember_database, verify_from_pin
+
+    remember_database(db_url, vault_id)
+    store = Store.open(db_url)
+    try:
+        with store.read() as session:
+            verify_from_pin(session, db_url)
+    finally:
+        store.engine.dispose()
+
+
+def _unfinished(engine: Engine) -> bool:
+    """A schema with no vault, no person and no event: an ``init`` that crashed before its first commit."""
+    from sqlalchemy import text
+
+    with engine.connect() as connection:
+        counts = [
+            connection.execute(text(f"SELECT count(*) FROM {table}")).scalar_one()  # noqa: S608 (fixed names)
+            for table in ("vault", "person", "audit_event", "audit_seal")
+        ]
+    return not any(counts)
+
+
+_STAGING_MARK = ".init-"
+
+
+def _staging_path(path: Path) -> Path:
+    """A hidden file beside the vault for building it; leftovers of dead ``init`` runs are removed."""
+    for leftover in _dead_stagings(path):
+        _discard(leftover)
+    staging = path.parent / f".{path.name}{_STAGING_MARK}{os.getpid()}"
+    _discard(staging)
+    return staging
+
+
+def _dead_stagings(path: Path) -> list[Path]:
+    prefix = f".{path.name}{_STAGING_MARK}"
+    found = []
+    for candidate in path.parent.glob(f"{glob.escape(prefix)}*"):
+        pid_text = candidate.name[len(prefix) :]
+        if pid_text.isdigit() and not _alive(int(pid_text)):
+            found.append(candidate)
+    return found
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return False  # a leftover of an earlier process that had this pid
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _discard(staging: Path) -> None:
+    for candidate in (staging, *sidecars(staging)):
+        try:
+            if stat.S_ISREG(candidate.lstat().st_mode):
+                candidate.unlink()
+        except FileNotFoundError:
+            continue
+
+
+_APPEARED = "a file appeared at {path} while the vault was being created; nothing was changed"
+
+
+def _place(staging: Path, path: Path) -> None:
+    """Move the complete vault into place without ever replacing a file that appeared meanwhile."""
+    import sqlite3
+
+    connection = sqlite3.connect(str(staging))
+    try:
+        mode = connection.execute("PRAGMA journal_mode=DELETE").fetchone()[0]
+    finally:
+        connection.close()
+    if str(mode).lower() != "delete" or any(os.path.lexists(sidecar) for sidecar in sidecars(staging)):
+        raise RuntimeError("the new vault could not be checkpointed before it was moved into place")
+    try:
+        os.link(staging, path)
+    except FileExistsError:
+        raise Conflict(_APPEARED.format(path=path)) from None
+    except OSError as exc:
+        if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK, errno.EXDEV):
+            raise InvalidInput(f"cannot create {path}: {exc.strerror}") from None
+        # No hard links on this file system: check, then rename (a narrow window).
+        if os.path.lexists(path):
+            raise Conflict(_APPEARED.format(path=path)) from None
+        os.rename(staging, path)
+        fsync_folder(path.parent)
+        return
+    fsync_folder(path.parent)
+    staging.unlink()
 
 
 def _record_first_admin(
