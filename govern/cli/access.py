@@ -17,7 +17,18 @@ OverCap = Annotated[
     bool, typer.Option("--over-cap", help="Admins only: exceed the holder cap (the --reason is recorded).")
 ]
 GRANT_COLUMNS = ["id", "account", "handle", "status", "reason", "granted_by", "from", "until", "over_cap", "revoked_at"]
-REQUEST_COLUMNS = ["id", "account", "handle", "status", "reason", "for", "created_at", "decided_by", "decision_reason"]
+REQUEST_COLUMNS = [
+    "id",
+    "account",
+    "handle",
+    "status",
+    "reason",
+    "for",
+    "created_at",
+    "deciders",
+    "decided_by",
+    "decision_reason",
+]
 
 
 @app.command("grant")
@@ -88,7 +99,7 @@ def request(ctx: typer.Context, slug: Slug, reason: Reason, for_: For = None, as
         emit_json(result)
         return
     sys.stdout.write(f"{result['id']}\n")
-    notice(f"request {result['id']} for {result['account']} is pending: an admin or the account owner decides it")
+    notice(f"request {result['id']} for {result['account']} is pending: {result['who_decides']} decides it")
 
 
 @app.command("requests")
@@ -104,6 +115,18 @@ def requests(
 
 
 RequestId = Annotated[int, typer.Argument(metavar="REQUEST_ID", help="The number 'access request' printed.")]
+
+
+@app.command("withdraw")
+def withdraw(ctx: typer.Context, request_id: RequestId, as_json: JsonOpt = False) -> None:
+    """Take back your own pending request (only the requester, only while it is pending)."""
+    from govern.services.requests import withdraw as run
+
+    result = run(context(ctx), request_id)
+    if as_json:
+        emit_json(result)
+        return
+    notice(f"withdrew request {result['id']} for {result['account']}")
 
 
 @app.command("approve")
