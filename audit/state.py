@@ -619,6 +619,30 @@ class LogState:
             if self.people[event.actor].role != "admin":
                 raise RuleBroken(f"{slug} is at its cap of {self.accounts[slug].max_holders} holders")
             self._tx.setdefault("over_cap", set()).add((slug, handle))
+        # A holder may read these versions now (issue 11): not an exposure while they hold it.
+        for number, kind in data.get("exposures_cleared", []):
+            version = self.versions[slug][int(number)]
+            mark = (slug, int(number), handle, str(kind))
+            if mark not in self.exposures or (version.data_key, person.key) not in self.wraps:
+                raise RuleBroken(f"a grant clears an exposure of {handle} to {slug} that it does not make readable")
+            self.exposures.discard(mark)
+
+    def _on_access_extended(self, event: EventRecord, data: dict[str, Any]) -> None:
+        """A live time-boxed grant ends later: an admin, or the account's owner who holds it."""
+        slug, handle = str(event.account), str(event.subject)
+        grant = self.grants[int(data["grant"])]
+        if (grant.account, grant.handle) != (slug, handle) or grant.expired or not grant.live_at(event.ts):
+            raise RuleBroken(f"an extension of grant {grant.id}, which is not a live grant of {handle} on {slug}")
+        if self.people[event.actor].role != "admin" and (
+            self.accounts[slug].owner != event.actor
+            or event.actor == handle
+            or self.live_grant(slug, event.actor, event.ts) is None
+        ):
+            raise RuleBroken(f"{event.actor} extended a grant of {slug}: not an admin or its owner holding it")
+        until = iso_to_ts(data["until"])
+        if not _is_time(until) or grant.until is None or str(until) <= grant.until:
+            raise RuleBroken(f"an extension of grant {grant.id} that does not move its end later")
+        grant.until = until
 
     def _on_access_over_cap(self, event: EventRecord, _data: dict[str, Any]) -> None:
         self._tx.setdefault("over_cap", set()).discard((str(event.account), str(event.subject)))

@@ -1,7 +1,13 @@
 """Daily team use (issue 11, part A): withdrawing requests, who decides, extending grants,
 exposure of current holders, the inbox, offboarding ergonomics."""
 
+from datetime import timedelta
+from typing import Any
+
+import pytest
 from conftest import CANARY_PASSWORD, Govern
+from forge import Forged, append_transaction, fingerprint_of, keys_of
+from sqlhelp import sql
 
 
 def test_withdraw_own_pending_request(vault: Govern) -> None:
@@ -41,3 +47,142 @@ def test_request_names_who_decides(vault: Govern) -> None:
     assert vault.ok("access", "requests", "--json").json()[0]["deciders"] == [], "a decided request waits for nobody"
     vault.ok("access", "approve", again.out.strip(), as_="carol")
     assert vault.ok("secret", "show", "x-acme", as_="bob").out.strip() == CANARY_PASSWORD
+
+
+# -- grants that renew -------------------------------------------------------------------------
+
+
+def signer_of(db: str, handle: str) -> dict[str, Any]:
+    keys = keys_of(db, handle)
+    return {"signer": handle, "key": keys.public.fingerprint, "sign": keys.sign}
+
+
+def test_extend_renews_a_live_grant_without_ending_it(vault: Govern) -> None:
+    grant = vault.ok("access", "grant", "x-acme", "bob", "--reason", "launch", "--for", "2d", "--json").json()
+    vault.later(timedelta(days=1))
+    extended = vault.ok("access", "extend", "x-acme", "bob", "--for", "7d", "--json").json()
+    assert (extended["id"], extended["status"], extended["previous_until"]) == (grant["id"], "live", grant["until"])
+    assert extended["until"] > grant["until"]
+    vault.later(timedelta(days=3))  # past the first end, inside the extension
+    assert vault.ok("secret", "show", "x-acme", as_="bob").out.strip() == CANARY_PASSWORD
+    assert vault.ok("rotation", "status", "--json").json()[0]["exposed_to"] == [], "an extension exposes nothing"
+    assert [g["status"] for g in vault.ok("access", "list", "--json").json()] == ["live"]
+    (event,) = vault.ok("audit", "log", "--action", "access.extended", "--json").json()
+    assert (event["actor"], event["subject"]) == ("alice", "bob")
+    until = vault.ok("access", "extend", "x-acme", "bob", "--until", "2099-01-01T00:00:00Z", "--json").json()
+    assert until["until"] == "2099-01-01T00:00:00Z"
+
+
+def test_extend_rules(vault: Govern) -> None:
+    vault.enrol("carol")
+    vault.enrol("dave")
+    vault.ok("account", "set", "x-acme", "--owner", "carol")
+    vault.ok("access", "grant", "x-acme", "bob", "--reason", "launch", "--for", "2d")
+    assert vault("access", "extend", "x-acme", "bob").code == 2, "--for or --until is needed"
+    assert vault("access", "extend", "x-acme", "bob", "--for", "1d", "--until", "2099-01-01").code == 2
+    assert vault("access", "extend", "x-acme", "bob", "--for", "1d").code == 2, "an extension ends later"
+    assert vault("access", "extend", "x-acme", "dave", "--for", "9d").code == 3, "dave holds nothing"
+    refused = vault("access", "extend", "x-acme", "bob", "--for", "9d", as_="carol")
+    assert refused.code == 4
+    assert "does not hold it" in refused.err, "an owner who does not hold the account cannot extend"
+    vault.ok("access", "grant", "x-acme", "carol", "--reason", "owner", "--for", "30d")
+    assert vault("access", "extend", "x-acme", "carol", "--for", "90d", as_="carol").code == 4, "not one's own"
+    assert vault("access", "extend", "x-acme", "bob", "--for", "9d", as_="dave").code == 4, "not a stranger"
+    vault.ok("access", "extend", "x-acme", "bob", "--for", "9d", as_="carol")
+    vault.ok("access", "grant", "x-acme", "dave", "--reason", "forever")
+    assert vault("access", "extend", "x-acme", "dave", "--for", "9d").code == 8, "an open-ended grant has no end"
+    vault.later(timedelta(days=10))
+    assert vault("access", "extend", "x-acme", "bob", "--for", "9d").code == 3, "an ended grant is not extended"
+
+
+@pytest.mark.tampers
+def test_forged_extension_by_a_non_owner_is_refused(vault: Govern) -> None:
+    vault.enrol("carol")
+    grant = vault.ok("access", "grant", "x-acme", "carol", "--reason", "r", "--for", "1d", "--json").json()
+    append_transaction(
+        vault.db,
+        [
+            Forged(
+                actor="bob",
+                action="access.extended",
+                account="x-acme",
+                subject="carol",
+                data={"grant": grant["id"], "until": "2099-01-01T00:00:00.000000Z"},
+            )
+        ],
+        **signer_of(vault.db, "bob"),
+    )
+    sql(vault.db, "UPDATE access_grant SET ends_at = '2099-01-01 00:00:00.000000' WHERE id = :g", g=grant["id"])
+    verified = vault("audit", "verify")
+    assert verified.code == 6
+    assert "extended a grant" in verified.err
+
+
+def test_short_grant_is_granted_with_a_warning(vault: Govern) -> None:
+    granted = vault.ok("access", "grant", "x-acme", "bob", "--reason", "quick fix", "--for", "1m", "--json")
+    until = granted.json()["until"]
+    assert f"warning: this grant lasts only 1m: it ends at {until}" in granted.err
+    long = vault.ok("access", "revoke", "x-acme", "bob", "--reason", "done")
+    assert "warning" not in long.err
+    vault.enrol("carol")
+    asked = vault.ok("access", "request", "x-acme", "--reason", "r", "--for", "30m", as_="carol")
+    assert "lasts only 30m" in asked.err
+    approved = vault.ok("access", "approve", asked.out.strip())
+    assert "lasts under an hour: it ends at" in approved.err
+    assert "warning" not in vault.ok("access", "grant", "x-acme", "bob", "--reason", "r", "--for", "1h").err
+
+
+def test_holder_who_may_read_a_version_again_is_not_exposed(vault: Govern) -> None:
+    vault.ok("access", "grant", "x-acme", "bob", "--reason", "launch", "--for", "1d")
+    vault.later(timedelta(days=2))
+    vault.ok("sweep")
+    (status,) = vault.ok("rotation", "status", "--json").json()
+    assert [e["handle"] for e in status["exposed_to"]] == ["bob"], "the grant ended: bob may have copied it"
+    granted = vault.ok("access", "grant", "x-acme", "bob", "--reason", "back for the next launch")
+    assert "warning" not in granted.err
+    (status,) = vault.ok("rotation", "status", "--json").json()
+    assert (status["state"], status["exposed_to"]) == ("ok", []), "a current holder may read it: no exposure"
+    (event,) = [e for e in vault.ok("audit", "log", "--action", "access.granted", "--json").json()
+                if "exposures_cleared" in e["data"]]  # fmt: skip
+    assert event["data"]["exposures_cleared"] == [[1, "password"]]
+    assert vault.ok("rotation", "status", "--check").code == 0
+    # Losing it again exposes the same value again: revocation still forces a rotation.
+    vault.ok("access", "revoke", "x-acme", "bob", "--reason", "moved team")
+    (status,) = vault.ok("rotation", "status", "--json").json()
+    assert [e["handle"] for e in status["exposed_to"]] == ["bob"]
+    assert vault("rotation", "status", "--check").code == 7
+
+
+def test_regranted_person_offboarded_later_still_forces_rotation(vault: Govern) -> None:
+    vault.ok("access", "grant", "x-acme", "bob", "--reason", "launch", "--for", "1d")
+    vault.later(timedelta(days=2))
+    vault.ok("sweep")
+    vault.ok("access", "grant", "x-acme", "bob", "--reason", "again")
+    assert vault.ok("rotation", "status", "--json").json()[0]["exposed_to"] == []
+    vault.ok("offboard", "start", "bob", "--reason", "left the company")
+    (status,) = vault.ok("rotation", "status", "--json").json()
+    assert status["state"] == "exposed"
+    assert [e["handle"] for e in status["exposed_to"]] == ["bob"]
+    steps = vault.ok("offboard", "status", "bob", "--json").json()["steps"]
+    assert any(s["account"] == "x-acme" and s["status"] == "open" and s["kind"] != "revoke" for s in steps)
+    assert vault("rotation", "status", "--check").code == 7
+
+
+@pytest.mark.tampers
+@pytest.mark.parametrize("holder", ["bob", "carol"])
+def test_forged_grant_clearing_an_exposure_it_does_not_make_readable(vault: Govern, holder: str) -> None:
+    """An admin's grant may clear only its grantee's exposures to versions now wrapped to them:
+    not someone else's (carol), not without the wrap (bob granted with no data key)."""
+    vault.enrol("carol")
+    vault.ok("access", "grant", "x-acme", "bob", "--reason", "r")
+    vault.ok("access", "revoke", "x-acme", "bob", "--reason", "gone")
+    append_transaction(
+        vault.db,
+        [Forged(actor="alice", action="access.granted", account="x-acme", subject=holder, reason="r",
+                data={"grant": 900, "until": None, "data_keys": [], "request": None,
+                      "recipient": fingerprint_of(vault.db, holder), "exposures_cleared": [[1, "password"]]})],
+        **signer_of(vault.db, "alice"),
+    )  # fmt: skip
+    verified = vault("audit", "verify")
+    assert verified.code == 6
+    assert "does not make readable" in verified.err
