@@ -32,7 +32,7 @@ from audit.chain import EventRecord, SealRecord
 from audit.errors import ChainError
 from vault import IntegrityError, PublicKeys, RecoveryKey, verify_signature
 
-STATE_FORMAT = 1
+STATE_FORMAT = 2  # 2: offboarding cases keep their steps' kinds (an older cached state is re-verified)
 
 # Actions only an admin may take.
 ADMIN_ACTIONS = frozenset(
@@ -216,6 +216,7 @@ class Case:
     closed_steps: dict[str, str] = field(default_factory=dict)  # step number -> done | waived
     step_accounts: dict[str, str] = field(default_factory=dict)  # step number -> account it is about
     status: str = "open"
+    step_kinds: dict[str, str] = field(default_factory=dict)  # step number -> kind (manual, rotate-password…)
 
 
 @dataclass
@@ -885,6 +886,7 @@ class LogState:
             steps=int(data["steps"]),
             deadline=str(data["deadline"]),
             step_accounts=plan,
+            step_kinds={str(n): str(kind) for n, kind, _account in data["plan"]},
         )
 
     def _close_step(self, data: dict[str, Any], how: str) -> None:
@@ -900,11 +902,21 @@ class LogState:
             self._close_step({"case": data["case"], "step": number}, "done")
 
     def _on_offboard_step_closed(self, event: EventRecord, data: dict[str, Any]) -> None:
-        if self.people[event.actor].role != "admin":
+        case = self.cases[int(data["case"])]
+        step = str(int(data["step"]))
+        account = case.step_accounts.get(step)
+        if (
+            self.people[event.actor].role != "admin"
+            and case.step_kinds.get(step) == "manual"
+            and account is not None
+            and self.accounts[account].owner == event.actor
+            and not data.get("automatic")
+        ):
+            # The account's owner closes the manual platform steps of it (issue 11).
+            self._tx.setdefault("owner_closed", set()).add(account)
+        elif self.people[event.actor].role != "admin":
             # Anyone's rotation closes the steps that waited for it, in its own transaction
             # (checked when the transaction ends: the step closes before the rotation's event).
-            case = self.cases[int(data["case"])]
-            account = case.step_accounts.get(str(int(data["step"])))
             if account is None:
                 raise RuleBroken(
                     f"{event.actor} closed step {data['step']} of case {case.id}, which no rotation closes"
@@ -916,7 +928,9 @@ class LogState:
         self._close_step(data, "waived")
 
     def _on_offboard_completed(self, event: EventRecord, data: dict[str, Any]) -> None:
-        if self.people[event.actor].role != "admin" and not self._tx.get("needs_renewal"):
+        if self.people[event.actor].role != "admin" and not (
+            self._tx.get("needs_renewal") or self._tx.get("owner_closed")
+        ):
             raise RuleBroken(f"{event.actor} completed an offboarding case without closing its last step")
         case = self.cases[int(data["case"])]
         if len(case.closed_steps) != case.steps:

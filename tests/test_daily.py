@@ -1,6 +1,9 @@
 """Daily team use (issue 11, part A): withdrawing requests, who decides, extending grants,
 exposure of current holders, the inbox, offboarding ergonomics."""
 
+import io
+import re
+import sys
 from datetime import timedelta
 from typing import Any
 
@@ -186,3 +189,150 @@ def test_forged_grant_clearing_an_exposure_it_does_not_make_readable(vault: Gove
     verified = vault("audit", "verify")
     assert verified.code == 6
     assert "does not make readable" in verified.err
+
+
+# -- offboarding ergonomics --------------------------------------------------------------------
+
+
+def _steps(g: Govern, handle: str = "bob", *extra: str) -> list[dict[str, Any]]:
+    result: list[dict[str, Any]] = g.ok("offboard", "status", handle, *extra, "--json").json()["steps"]
+    return result
+
+
+@pytest.fixture
+def leaving(vault: Govern) -> Govern:
+    """bob held x-acme, owned by carol (who does not hold it), and is offboarded; ig-acme is alice's."""
+    vault.enrol("carol")
+    vault.enrol("dave")
+    vault.account("ig-acme", password="ig-password-1234")
+    vault.ok("account", "set", "x-acme", "--owner", "carol")
+    vault.ok("access", "grant", "x-acme", "bob", "--reason", "team")
+    vault.ok("access", "grant", "ig-acme", "bob", "--reason", "team")
+    vault.ok("offboard", "start", "bob", "--reason", "left the company")
+    return vault
+
+
+def test_owner_closes_the_manual_steps_of_their_account_in_one_command(leaving: Govern) -> None:
+    g = leaving
+    manual_x = [s["step"] for s in _steps(g) if s["kind"] == "manual" and s["account"] == "x-acme"]
+    manual_ig = [s["step"] for s in _steps(g) if s["kind"] == "manual" and s["account"] == "ig-acme"]
+    rotate_x = next(s["step"] for s in _steps(g) if s["kind"] == "rotate-password" and s["account"] == "x-acme")
+    assert len(manual_x) == 3
+    # Not another account's steps, not a rotation step, no waiving; and nothing closes when one is refused.
+    mixed = g("offboard", "done", "bob", str(manual_x[0]), str(manual_ig[0]), as_="carol")
+    assert mixed.code == 4
+    assert "owner of the step's account" in mixed.err
+    assert g("offboard", "done", "bob", str(rotate_x), as_="carol").code == 4
+    assert g("offboard", "done", "bob", str(manual_x[0]), "--waive", "--reason", "r", as_="carol").code == 4
+    assert g("offboard", "done", "bob", *map(str, manual_x), as_="dave").code == 4, "not the owner"
+    assert all(s["status"] == "open" for s in _steps(g) if s["step"] in manual_x)
+    assert g("offboard", "done", "bob", str(manual_x[0]), str(manual_x[0]), as_="carol").code == 2
+    closed = g.ok("offboard", "done", "bob", *map(str, manual_x), "--note", "removed at X", as_="carol")
+    assert f"step(s) {', '.join(map(str, manual_x))} closed" in closed.err
+    by_number = {s["step"]: s for s in _steps(g)}
+    assert {(by_number[n]["status"], by_number[n]["closed_by"]) for n in manual_x} == {("done", "carol")}
+    events = g.ok("audit", "log", "--action", "offboard.step_closed", "--json").json()
+    assert len({e["tx"] for e in events if e["actor"] == "carol"}) == 1, "one transaction, one passphrase"
+    # The admin closes the rest; rotations close theirs; the case completes.
+    g.ok("offboard", "done", "bob", *map(str, manual_ig))
+    for slug in ("x-acme", "ig-acme"):
+        g.ok("rotation", "start", slug)
+        g.ok("rotation", "confirm", slug)
+    assert g.ok("offboard", "status", "bob", "--json").json()["status"] == "closed"
+
+
+def test_owner_closing_the_last_step_completes_the_case(leaving: Govern) -> None:
+    g = leaving
+    for slug in ("x-acme", "ig-acme"):
+        g.ok("rotation", "start", slug)
+        g.ok("rotation", "confirm", slug)
+    g.ok("offboard", "done", "bob", *[str(s["step"]) for s in _steps(g) if s["account"] == "ig-acme"
+                                      and s["status"] == "open"])  # fmt: skip
+    last = [str(s["step"]) for s in _steps(g) if s["status"] == "open"]
+    done = g.ok("offboard", "done", "bob", *last, "--json", as_="carol").json()
+    assert (done["status"], done["open_steps"]) == ("closed", 0)
+    (completed,) = g.ok("audit", "log", "--action", "offboard.completed", "--json").json()
+    assert completed["actor"] == "carol"
+
+
+@pytest.mark.tampers
+def test_forged_step_closure_by_a_non_owner_is_refused(leaving: Govern) -> None:
+    g = leaving
+    case = g.ok("offboard", "status", "bob", "--json").json()["case"]
+    manual_x = next(s["step"] for s in _steps(g) if s["kind"] == "manual" and s["account"] == "x-acme")
+    append_transaction(
+        g.db,
+        [Forged(actor="dave", action="offboard.step_closed", subject="bob",
+                data={"case": case, "step": manual_x, "kind": "manual", "note": None})],
+        **signer_of(g.db, "dave"),
+    )  # fmt: skip
+    verified = g("audit", "verify")
+    assert verified.code == 6
+    assert "did not rotate" in verified.err
+
+
+@pytest.mark.tampers
+def test_forged_rotation_step_closed_by_the_owner_is_refused(leaving: Govern) -> None:
+    """An owner closes manual steps only: a rotation step closed without the rotation is refused."""
+    g = leaving
+    case = g.ok("offboard", "status", "bob", "--json").json()["case"]
+    rotate_x = next(s["step"] for s in _steps(g) if s["kind"] == "rotate-password" and s["account"] == "x-acme")
+    append_transaction(
+        g.db,
+        [Forged(actor="carol", action="offboard.step_closed", subject="bob",
+                data={"case": case, "step": rotate_x, "kind": "manual", "note": None})],
+        **signer_of(g.db, "carol"),
+    )  # fmt: skip
+    verified = g("audit", "verify")
+    assert verified.code == 6
+    assert "did not rotate" in verified.err
+
+
+def test_status_open_and_titles_fit_80_columns(leaving: Govern) -> None:
+    g = leaving
+    everything = _steps(g)
+    assert max(len(s["title"]) for s in everything) <= 40
+    first_manual = next(s["step"] for s in everything if s["kind"] == "manual")
+    g.ok("offboard", "done", "bob", str(first_manual))
+    still = _steps(g, "bob", "--open")
+    assert [s["step"] for s in still] == [s["step"] for s in everything if s["status"] == "open" and
+                                          s["step"] != first_manual]  # fmt: skip
+    text = g.ok("offboard", "status", "bob", "--open").out
+    table = text[text.index("step\taccount") :].splitlines()
+    assert table[0] == "step\taccount\tstatus\ttitle"
+    assert all(len(line.expandtabs(2)) <= 80 for line in table)
+    assert g.ok("offboard", "status", "--open", "--json").json()[0]["handle"] == "bob"
+    for slug in ("x-acme", "ig-acme"):
+        g.ok("rotation", "start", slug)
+        g.ok("rotation", "confirm", slug)
+    g.ok("offboard", "done", "bob", *[str(s["step"]) for s in _steps(g, "bob", "--open")])
+    assert g.ok("offboard", "status", "--open", "--json").json() == [], "no open case left"
+
+
+def test_platform_step_titles_are_short() -> None:
+    from govern.platforms import CATALOGUE
+    from offboarding.plan import FOLLOW_UP, TITLE_MAX
+
+    titles = [t for rules in CATALOGUE.values() for t in rules.manual_steps] + [t for _k, t in FOLLOW_UP.values()]
+    assert max(len(t) for t in titles) <= TITLE_MAX
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_open_steps_render_one_line_each_on_an_80_column_terminal(
+    leaving: Govern, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from govern.cli.common import emit_table
+    from govern.cli.offboard import OPEN_STEP_COLUMNS, _shown
+
+    steps = _steps(leaving, "bob", "--open")
+    screen = _Terminal()
+    monkeypatch.setenv("COLUMNS", "80")
+    monkeypatch.setattr(sys, "stdout", screen)
+    emit_table(_shown(steps), OPEN_STEP_COLUMNS, as_json=False)
+    lines = re.sub(r"\x1b\[[0-9;]*m", "", screen.getvalue()).rstrip("\n").splitlines()
+    assert len(lines) == len(steps) + 1, "no title wraps onto a second line"
+    assert all(len(line) <= 80 for line in lines)
