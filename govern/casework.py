@@ -157,8 +157,9 @@ def may_close(session: Session, person: Person, step: OffboardStep) -> bool:
     return account is not None and account.owner_id is not None and account.owner_id == person.id
 
 
-def steps_for(session: Session, person: Person, now: datetime, held: set[int]) -> list[dict[str, Any]]:
-    """Open steps of open cases that wait for ``person``: to close by hand, or to rotate.
+def steps_for(session: Session, person: Person | None, now: datetime, held: set[int]) -> list[dict[str, Any]]:
+    """Open steps of open cases that wait for ``person`` (None: every open step): to close by
+    hand, or to rotate.
 
     ``held`` are the ids of the accounts ``person`` holds (or, for an admin, every account):
     a follow-up rotation step of such an account is theirs to do.
@@ -175,7 +176,7 @@ def steps_for(session: Session, person: Person, now: datetime, held: set[int]) -
         .order_by(col(OffboardCase.id), col(OffboardStep.number))
     ).all()
     for step, case in rows:
-        if may_close(session, person, step):
+        if (step.kind == "manual") if person is None else may_close(session, person, step):
             action = "close"
         elif step.kind != "manual" and step.account_id is not None and step.account_id in held:
             action = "rotate"

@@ -5,6 +5,7 @@ import io
 import re
 import sys
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -336,3 +337,80 @@ def test_open_steps_render_one_line_each_on_an_80_column_terminal(
     lines = re.sub(r"\x1b\[[0-9;]*m", "", screen.getvalue()).rstrip("\n").splitlines()
     assert len(lines) == len(steps) + 1, "no title wraps onto a second line"
     assert all(len(line) <= 80 for line in lines)
+
+
+# -- the inbox ---------------------------------------------------------------------------------
+
+
+def _inbox(g: Govern, who: str) -> dict[str, Any]:
+    result: dict[str, Any] = g.ok("inbox", "--json", as_=who, passphrase=None).json()
+    return result
+
+
+def _kinds(g: Govern, who: str) -> list[tuple[str, str | None]]:
+    return [(i["kind"], i["account"]) for i in _inbox(g, who)["items"]]
+
+
+def test_inbox_shows_what_waits_for_each_person(vault: Govern, tmp_path: Path) -> None:
+    vault.enrol("carol")
+    vault.enrol("dave")
+    vault.ok("account", "set", "x-acme", "--owner", "carol")
+    vault.ok("access", "grant", "x-acme", "carol", "--reason", "owner runs it")
+    asked = vault.ok("access", "request", "x-acme", "--reason", "cover", as_="bob").out.strip()
+    vault.ok("access", "grant", "x-acme", "dave", "--reason", "launch", "--for", "3d")
+    assert _kinds(vault, "bob") == [("my-request", "x-acme")]
+    carol = _inbox(vault, "carol")
+    assert [(i["kind"], i["severity"]) for i in carol["items"]] == [
+        ("grant-ending", "due"),
+        ("decide-request", "waiting"),
+    ]
+    assert carol["items"][1]["id"] == int(asked)
+    assert "govern access extend x-acme dave" in carol["items"][0]["what"]
+    assert _kinds(vault, "dave") == [("grant-ending", "x-acme")]
+    assert "your grant of x-acme ends at" in _inbox(vault, "dave")["items"][0]["what"]
+    # alice is an admin, but carol holds x-acme and decides its requests; alice may extend grants.
+    assert _kinds(vault, "alice") == [("grant-ending", "x-acme")]
+    policy = tmp_path / "policy.md"
+    policy.write_text("Only approved staff post as Acme.\n", encoding="utf-8")
+    vault.ok("policy", "publish", str(policy), "--version", "2026-11")
+    assert ("policy-ack", None) in _kinds(vault, "bob")
+    vault.ok("policy", "ack", as_="bob")
+    assert ("policy-ack", None) not in _kinds(vault, "bob")
+    assert vault.ok("inbox", "--check", as_="carol", passphrase=None).code == 0, "nothing overdue yet"
+    # dave's grant ends: x-acme is exposed to him, which is overdue for carol (owner) and alice.
+    vault.later(timedelta(days=4))
+    vault.ok("sweep")
+    exposed = [i for i in _inbox(vault, "carol")["items"] if i["kind"] == "exposed"]
+    assert [(i["severity"], i["account"]) for i in exposed] == [("overdue", "x-acme")]
+    assert "dave (password)" in exposed[0]["what"]
+    late = vault("inbox", "--check", as_="carol", passphrase=None)
+    assert late.code == 7
+    assert "1 overdue item(s) in the inbox of carol" in late.err
+    assert vault("inbox", "--check", as_="bob", passphrase=None).code == 0, "bob neither owns nor holds x-acme"
+    table = vault.ok("inbox", as_="carol", passphrase=None).out
+    assert table.splitlines()[0] == "severity\tkind\taccount\twhat"
+    vault.ok("policy", "ack", as_="dave")
+    quiet = vault.ok("inbox", as_="dave", passphrase=None)
+    assert "nothing waits for dave" in quiet.err
+
+
+def test_inbox_lists_offboarding_steps_for_their_owner(leaving: Govern) -> None:
+    g = leaving
+    carol = [i for i in _inbox(g, "carol")["items"] if i["kind"] == "offboard-step"]
+    assert {i["account"] for i in carol} == {"x-acme"}
+    assert all("close it by" in i["what"] for i in carol), "carol closes the manual steps of x-acme"
+    alice = [i for i in _inbox(g, "alice")["items"] if i["kind"] == "offboard-step"]
+    assert {i["account"] for i in alice} == {"x-acme", "ig-acme"}
+    assert any("do it by" in i["what"] for i in alice), "an admin rotates"
+    assert [i for i in _inbox(g, "dave")["items"] if i["kind"] == "offboard-step"] == []
+    g.later(timedelta(days=2))
+    assert g("inbox", "--check", as_="carol", passphrase=None).code == 7, "steps past their deadline"
+
+
+@pytest.mark.tampers
+def test_inbox_refuses_rows_the_log_does_not_explain(vault: Govern) -> None:
+    request = vault.ok("access", "request", "x-acme", "--reason", "r", "--json", as_="bob").json()["id"]
+    sql(vault.db, "UPDATE access_request SET status = 'denied' WHERE id = :r", r=request)
+    refused = vault("inbox", as_="bob", passphrase=None)
+    assert refused.code == 6
+    assert "does not explain" in refused.err
