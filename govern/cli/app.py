@@ -198,3 +198,4 @@ def recover(
 from govern.cli import daily  # noqa: E402
 
 app.command("inbox")(daily.inbox)
+app.command("notify")(daily.notify)

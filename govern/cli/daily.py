@@ -32,3 +32,36 @@ def inbox(
         from govern.errors import CheckFailed
 
         raise CheckFailed(f"{overdue} overdue item(s) in the inbox of {result['handle']}")
+
+
+def notify(
+    ctx: typer.Context,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Show what would be sent; send and record nothing.")
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Send each person their inbox digest, and admins the vault-wide one (for cron)."""
+    from govern.errors import Unavailable
+    from govern.services.notify import load_config
+    from govern.services.notify import notify as run
+
+    config = load_config()
+    result = run(context(ctx), config, dry_run=dry_run)
+    if as_json:
+        emit_json(result)
+    else:
+        for message in result["messages"]:
+            where = message["address"] or message["channel"]
+            if message.get("skipped"):
+                notice(f"skipped {message['to']}: {message['skipped']}")
+                continue
+            verb = "would send" if dry_run else ("sent" if message["sent"] else "could not send")
+            notice(f"{verb} {len(message['lines'])} line(s) to {message['to']} ({where})")
+            if dry_run:
+                for line in message["lines"]:
+                    notice(f"  {line}")
+        if not result["messages"]:
+            notice("nothing new or due: nothing sent")
+    if result["failures"]:
+        raise Unavailable(f"notify could not deliver everything: {result['error']} (it retries on the next run)")
