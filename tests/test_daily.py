@@ -13,6 +13,8 @@ from conftest import CANARY_PASSWORD, Govern
 from forge import Forged, append_transaction, fingerprint_of, keys_of
 from sqlhelp import sql
 
+from govern.timeutil import parse_time
+
 
 def test_withdraw_own_pending_request(vault: Govern) -> None:
     vault.enrol("carol")
@@ -71,6 +73,9 @@ def test_extend_renews_a_live_grant_without_ending_it(vault: Govern) -> None:
     assert vault.ok("secret", "show", "x-acme", as_="bob").out.strip() == CANARY_PASSWORD
     assert vault.ok("rotation", "status", "--json").json()[0]["exposed_to"] == [], "an extension exposes nothing"
     assert [g["status"] for g in vault.ok("access", "list", "--json").json()] == ["live"]
+    after_first_end = (parse_time(grant["until"]) + timedelta(hours=1)).isoformat()
+    had = vault.ok("audit", "who-had", "x-acme", "--at", after_first_end, "--json").json()
+    assert [p["handle"] for p in had["people"] if p["via"] == "grant"] == ["bob"], "who-had replays the extension"
     (event,) = vault.ok("audit", "log", "--action", "access.extended", "--json").json()
     assert (event["actor"], event["subject"]) == ("alice", "bob")
     until = vault.ok("access", "extend", "x-acme", "bob", "--until", "2099-01-01T00:00:00Z", "--json").json()
