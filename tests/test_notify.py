@@ -237,7 +237,6 @@ def test_digests_arrive_by_smtp_and_webhook_once(notified: tuple[Govern, Mailbox
     assert "for carol" in to_carol["Subject"]
     body = _body(to_carol)
     assert f"request {request}: bob asks for x-acme" in body
-    assert f"bob asked for x-acme (request {request}): cover" in body, "the request event is news for its decider"
     # Hostile text: no header injected, no raw CR/LF in the body's line.
     assert to_carol["Bcc"] is None
     assert all(m["Bcc"] is None for _r, m in mailbox.messages)

@@ -44,9 +44,8 @@ from audit.models import AuditEvent
 from govern import validate
 from govern.context import Context, verified_reading
 from govern.errors import Denied, GovernError, InvalidInput, Unavailable
-from govern.models import Account, Person
+from govern.models import Person
 from govern.services.inbox import items_for, vault_items
-from govern.services.requests import deciders
 from govern.settings import APP_NAME, state_dir
 from govern.timeutil import format_time, parse_time
 
@@ -356,7 +355,7 @@ def _signed_emails(session: Session, upto: int) -> dict[str, str]:
     return out
 
 
-def _event_lines(session: Session, after: int, upto: int, now: datetime) -> dict[str, list[Line]]:
+def _event_lines(session: Session, after: int, upto: int) -> dict[str, list[Line]]:
     """What happened since the previous run that the people concerned should hear of."""
     out: dict[str, list[Line]] = {}
     admins = [
@@ -373,7 +372,6 @@ def _event_lines(session: Session, after: int, upto: int, now: datetime) -> dict
         .where(
             col(AuditEvent.action).in_(
                 [
-                    "access.requested",
                     "access.approved",
                     "access.denied",
                     "access.granted",
@@ -394,11 +392,8 @@ def _event_lines(session: Session, after: int, upto: int, now: datetime) -> dict
         subject, account, actor = event.subject or "?", event.account or "?", event.actor
         reason = f": {event.reason}" if event.reason else ""
         request = data.get("request") if isinstance(data, dict) else None
-        if event.action == "access.requested":
-            row = session.exec(select(Account).where(Account.slug == account)).first()
-            who = [] if row is None else [h for h in deciders(session, row, now) if h != subject]
-            tell(who, event.seq, f"{subject} asked for {account} (request {request}){reason}")
-        elif event.action == "access.approved":
+        # A new request reaches whoever can decide it as a 'decide-request' line of their inbox.
+        if event.action == "access.approved":
             tell([subject], event.seq, f"your request {request} for {account} was approved by {actor}")
         elif event.action == "access.denied":
             tell([subject], event.seq, f"your request {request} for {account} was denied by {actor}{reason}")
@@ -426,7 +421,7 @@ def _merge(*groups: list[Line]) -> list[Line]:
 def plan(session: Session, state_seq: int, last_seq: int | None, cfg: NotifyConfig, now: datetime) -> list[Digest]:
     """Every digest this run could send (before the memory of what was sent filters it)."""
     emails = {**_signed_emails(session, state_seq), **cfg.people}
-    news = {} if last_seq is None else _event_lines(session, last_seq, state_seq, now)
+    news = {} if last_seq is None else _event_lines(session, last_seq, state_seq)
     everything = [_line_of(i) for i in vault_items(session, now)]
     digests = []
     people = session.exec(select(Person).where(Person.status == "active").order_by(col(Person.handle))).all()
