@@ -377,3 +377,37 @@ def test_config_errors_are_exit_2_and_name_the_problem(
     assert result.code == 2, result.err
     assert message in result.err
     assert "CANARY-inline" not in result.err
+
+
+def _digest(text: str) -> tuple[Any, list[Any]]:
+    from govern.services.notify import Digest, Line
+
+    line = Line("decide-request:1", "waiting", text)
+    return Digest("carol", "email", "carol@acme.example", "govern: {n} item(s) for carol", [line]), [line]
+
+
+def test_crlf_in_a_reason_injects_no_email_header(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    from govern.services.notify import NotifyConfig, email_message
+
+    config = NotifyConfig(tmp_path / "c.toml", "govern@acme.example", None, None, {}, [])
+    digest, lines = _digest(HOSTILE)
+    raw = email_message(config, digest, lines, datetime(2026, 11, 29, tzinfo=UTC)).as_bytes()
+    parsed = email.message_from_bytes(raw, policy=email.policy.default)
+    assert parsed["Bcc"] is None
+    assert sorted(parsed.keys()) == sorted(["From", "To", "Subject", "Date", "Message-ID", "Auto-Submitted",
+                                            "Content-Type", "Content-Transfer-Encoding", "MIME-Version"])  # fmt: skip
+    assert b"\r\nBcc:" not in raw.split(b"\n\n", 1)[0]
+    assert "\\x0d\\x0aBcc: mallory@evil.example" in _body(parsed)  # type: ignore[arg-type]
+
+
+def test_slack_markup_in_a_reason_is_neutralised() -> None:
+    from govern.services.notify import webhook_payload
+
+    digest, lines = _digest("<https://evil.example|click here> <!channel> <@U0123> & more")
+    payload = json.dumps(webhook_payload(digest, lines))
+    for raw in ("<https://", "<!channel>", "<@U0123>", "|click here>"):
+        assert raw not in payload
+    assert "&lt;!channel&gt;" in payload
+    assert "&amp; more" in payload
