@@ -45,6 +45,7 @@ as bob policy ack
 step "Bob cannot read it until he has access; he asks, and Alice approves"
 as bob secret show x-acme || echo "(exit $? — denied, as it should be)" >&2
 REQUEST=$(as bob access request x-acme --reason "runs the X account" --for 30d)
+as alice inbox
 as bob access approve "$REQUEST" || echo "(exit $? — nobody approves their own request)" >&2
 as alice access approve "$REQUEST"
 as bob secret show x-acme
