@@ -32,7 +32,7 @@ from audit.chain import EventRecord, SealRecord
 from audit.errors import ChainError
 from vault import IntegrityError, PublicKeys, RecoveryKey, verify_signature
 
-STATE_FORMAT = 1
+STATE_FORMAT = 2  # 2: offboarding cases keep their steps' kinds (an older cached state is re-verified)
 
 # Actions only an admin may take.
 ADMIN_ACTIONS = frozenset(
@@ -216,6 +216,7 @@ class Case:
     closed_steps: dict[str, str] = field(default_factory=dict)  # step number -> done | waived
     step_accounts: dict[str, str] = field(default_factory=dict)  # step number -> account it is about
     status: str = "open"
+    step_kinds: dict[str, str] = field(default_factory=dict)  # step number -> kind (manual, rotate-password…)
 
 
 @dataclass
@@ -619,6 +620,30 @@ class LogState:
             if self.people[event.actor].role != "admin":
                 raise RuleBroken(f"{slug} is at its cap of {self.accounts[slug].max_holders} holders")
             self._tx.setdefault("over_cap", set()).add((slug, handle))
+        # A holder may read these versions now (issue 11): not an exposure while they hold it.
+        for number, kind in data.get("exposures_cleared", []):
+            version = self.versions[slug][int(number)]
+            mark = (slug, int(number), handle, str(kind))
+            if mark not in self.exposures or (version.data_key, person.key) not in self.wraps:
+                raise RuleBroken(f"a grant clears an exposure of {handle} to {slug} that it does not make readable")
+            self.exposures.discard(mark)
+
+    def _on_access_extended(self, event: EventRecord, data: dict[str, Any]) -> None:
+        """A live time-boxed grant ends later: an admin, or the account's owner who holds it."""
+        slug, handle = str(event.account), str(event.subject)
+        grant = self.grants[int(data["grant"])]
+        if (grant.account, grant.handle) != (slug, handle) or grant.expired or not grant.live_at(event.ts):
+            raise RuleBroken(f"an extension of grant {grant.id}, which is not a live grant of {handle} on {slug}")
+        if self.people[event.actor].role != "admin" and (
+            self.accounts[slug].owner != event.actor
+            or event.actor == handle
+            or self.live_grant(slug, event.actor, event.ts) is None
+        ):
+            raise RuleBroken(f"{event.actor} extended a grant of {slug}: not an admin or its owner holding it")
+        until = iso_to_ts(data["until"])
+        if not _is_time(until) or grant.until is None or str(until) <= grant.until:
+            raise RuleBroken(f"an extension of grant {grant.id} that does not move its end later")
+        grant.until = until
 
     def _on_access_over_cap(self, event: EventRecord, _data: dict[str, Any]) -> None:
         self._tx.setdefault("over_cap", set()).discard((str(event.account), str(event.subject)))
@@ -861,6 +886,7 @@ class LogState:
             steps=int(data["steps"]),
             deadline=str(data["deadline"]),
             step_accounts=plan,
+            step_kinds={str(n): str(kind) for n, kind, _account in data["plan"]},
         )
 
     def _close_step(self, data: dict[str, Any], how: str) -> None:
@@ -876,11 +902,21 @@ class LogState:
             self._close_step({"case": data["case"], "step": number}, "done")
 
     def _on_offboard_step_closed(self, event: EventRecord, data: dict[str, Any]) -> None:
-        if self.people[event.actor].role != "admin":
+        case = self.cases[int(data["case"])]
+        step = str(int(data["step"]))
+        account = case.step_accounts.get(step)
+        if (
+            self.people[event.actor].role != "admin"
+            and case.step_kinds.get(step) == "manual"
+            and account is not None
+            and self.accounts[account].owner == event.actor
+            and not data.get("automatic")
+        ):
+            # The account's owner closes the manual platform steps of it (issue 11).
+            self._tx.setdefault("owner_closed", set()).add(account)
+        elif self.people[event.actor].role != "admin":
             # Anyone's rotation closes the steps that waited for it, in its own transaction
             # (checked when the transaction ends: the step closes before the rotation's event).
-            case = self.cases[int(data["case"])]
-            account = case.step_accounts.get(str(int(data["step"])))
             if account is None:
                 raise RuleBroken(
                     f"{event.actor} closed step {data['step']} of case {case.id}, which no rotation closes"
@@ -892,7 +928,9 @@ class LogState:
         self._close_step(data, "waived")
 
     def _on_offboard_completed(self, event: EventRecord, data: dict[str, Any]) -> None:
-        if self.people[event.actor].role != "admin" and not self._tx.get("needs_renewal"):
+        if self.people[event.actor].role != "admin" and not (
+            self._tx.get("needs_renewal") or self._tx.get("owner_closed")
+        ):
             raise RuleBroken(f"{event.actor} completed an offboarding case without closing its last step")
         case = self.cases[int(data["case"])]
         if len(case.closed_steps) != case.steps:

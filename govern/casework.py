@@ -141,3 +141,51 @@ def case_view(session: Session, case: OffboardCase, now: datetime, *, with_steps
     if with_steps:
         view["steps"] = steps
     return view
+
+
+def may_close(session: Session, person: Person, step: OffboardStep) -> bool:
+    """Whether ``person`` may close ``step`` by hand (``offboard done``), waivers aside.
+
+    Admins close any manual step; an account's owner closes the manual (platform) steps of
+    the accounts they own. Other steps close themselves when their rotation happens.
+    """
+    if step.automatic or step.kind != "manual" or step.status != "open":
+        return False
+    if person.role == "admin":
+        return True
+    account = session.get(Account, step.account_id) if step.account_id is not None else None
+    return account is not None and account.owner_id is not None and account.owner_id == person.id
+
+
+def steps_for(session: Session, person: Person | None, now: datetime, held: set[int]) -> list[dict[str, Any]]:
+    """Open steps of open cases that wait for ``person`` (None: every open step): to close by
+    hand, or to rotate.
+
+    ``held`` are the ids of the accounts ``person`` holds (or, for an admin, every account):
+    a follow-up rotation step of such an account is theirs to do.
+    """
+    out = []
+    rows = session.exec(
+        select(OffboardStep, OffboardCase)
+        .where(
+            OffboardStep.case_id == OffboardCase.id,
+            OffboardCase.status == "open",
+            OffboardStep.status == "open",
+            OffboardStep.automatic == False,  # noqa: E712
+        )
+        .order_by(col(OffboardCase.id), col(OffboardStep.number))
+    ).all()
+    for step, case in rows:
+        if (step.kind == "manual") if person is None else may_close(session, person, step):
+            action = "close"
+        elif step.kind != "manual" and step.account_id is not None and step.account_id in held:
+            action = "rotate"
+        else:
+            continue
+        leaver = session.get(Person, case.person_id)
+        view = step_view(session, step, now)
+        view["case"] = case.id
+        view["handle"] = None if leaver is None else leaver.handle
+        view["action"] = action
+        out.append(view)
+    return out

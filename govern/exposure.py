@@ -119,6 +119,20 @@ def mark_exposed(
         assert account.id is not None
         assert version.id is not None
         assert person.id is not None
+        lapsed = session.exec(
+            select(Exposure).where(
+                Exposure.version_id == version.id, Exposure.person_id == person.id, Exposure.kind == kind
+            )
+        ).first()
+        if lapsed is not None:
+            # Cleared when they held the account again (``clear_held_exposures``): they lose
+            # it again, so what they could read is exposed again, as new.
+            lapsed.since, lapsed.reason, lapsed.deadline = tx.now, reason, deadline
+            lapsed.cleared_at = None
+            lapsed.cleared_by_version = None
+            session.add(lapsed)
+            marked.append({"kind": kind, "version": version.number})
+            continue
         session.add(
             Exposure(
                 account_id=account.id,
@@ -170,3 +184,40 @@ def open_exposures(session: Session, account: Account) -> list[Exposure]:
             .order_by(col(Exposure.since), col(Exposure.id))
         ).all()
     )
+
+
+def clear_held_exposures(tx: "WriteTx", account: Account, person: Person, fingerprint: str) -> list[list[Any]]:
+    """A person who holds ``account`` again may read what they were exposed to: not an exposure.
+
+    Clears ``person``'s open exposures on ``account`` whose version is sealed under a data key
+    now wrapped to ``fingerprint`` (their key). Returns ``[version, kind]`` pairs for the
+    ``access.granted`` event, whose rule checks the same. Losing the account again marks
+    them exposed again (:func:`mark_exposed` reopens the row), so offboarding still forces
+    a rotation of everything they could have seen.
+    """
+    from govern.models import KeyWrap
+
+    session = tx.session
+    rows = session.exec(
+        select(Exposure, CredentialVersion).where(
+            Exposure.account_id == account.id,
+            Exposure.person_id == person.id,
+            col(Exposure.cleared_at).is_(None),
+            Exposure.version_id == CredentialVersion.id,
+        )
+    ).all()
+    cleared: list[list[Any]] = []
+    for exposure, version in rows:
+        readable = session.exec(
+            select(KeyWrap).where(
+                KeyWrap.data_key_id == version.data_key_id, KeyWrap.recipient_fingerprint == fingerprint
+            )
+        ).first()
+        if readable is None:
+            continue
+        exposure.cleared_at = tx.now
+        exposure.cleared_by_version = None
+        session.add(exposure)
+        cleared.append([version.number, exposure.kind])
+    session.flush()
+    return sorted(cleared)

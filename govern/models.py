@@ -273,7 +273,7 @@ class AccessRequest(SQLModel, table=True):
     person_id: int = Field(foreign_key="person.id", index=True)
     reason: str = Field(max_length=1000)
     duration_s: int | None = None
-    status: str = Field(max_length=16, index=True)  # pending | approved | denied | cancelled
+    status: str = Field(max_length=16, index=True)  # pending | approved | denied | cancelled | withdrawn
     created_at: datetime = _when()
     decided_by: str | None = Field(default=None, max_length=32)
     decided_at: datetime | None = _when(nullable=True)

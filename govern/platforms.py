@@ -37,8 +37,8 @@ class PlatformRules:
 
 
 _COMMON_STEPS = (
-    "sign out all other sessions of the account",
-    "check the account's recovery email and phone number are not the leaver's",
+    "sign out all other sessions",
+    "check recovery email/phone aren't theirs",
 )
 
 CATALOGUE: dict[str, PlatformRules] = {
@@ -48,7 +48,7 @@ CATALOGUE: dict[str, PlatformRules] = {
         128,
         SAFE_SYMBOLS,
         3,
-        manual_steps=("remove them from X/TweetDeck Teams and delegated access", *_COMMON_STEPS),
+        manual_steps=("remove from X Teams and delegated access", *_COMMON_STEPS),
     ),
     "instagram": PlatformRules(
         "instagram",
@@ -56,7 +56,7 @@ CATALOGUE: dict[str, PlatformRules] = {
         128,
         SAFE_SYMBOLS,
         3,
-        manual_steps=("remove them from the account's Meta Business Suite roles", *_COMMON_STEPS),
+        manual_steps=("remove from Meta Business Suite roles", *_COMMON_STEPS),
     ),
     "facebook": PlatformRules(
         "facebook",
@@ -64,7 +64,7 @@ CATALOGUE: dict[str, PlatformRules] = {
         128,
         SAFE_SYMBOLS,
         3,
-        manual_steps=("remove them from Meta Business Suite page roles and tasks", *_COMMON_STEPS),
+        manual_steps=("remove from Meta Business page roles", *_COMMON_STEPS),
     ),
     "linkedin": PlatformRules(
         "linkedin",
@@ -72,7 +72,7 @@ CATALOGUE: dict[str, PlatformRules] = {
         128,
         SAFE_SYMBOLS,
         3,
-        manual_steps=("remove them as a LinkedIn page admin", *_COMMON_STEPS),
+        manual_steps=("remove as a LinkedIn page admin", *_COMMON_STEPS),
     ),
     # TikTok allows 8 to 20 characters and wants letters, numbers and special characters.
     "tiktok": PlatformRules(
@@ -81,7 +81,7 @@ CATALOGUE: dict[str, PlatformRules] = {
         20,
         SAFE_SYMBOLS,
         4,
-        manual_steps=("remove them from TikTok Business Center members", *_COMMON_STEPS),
+        manual_steps=("remove from TikTok Business Center", *_COMMON_STEPS),
     ),
     "youtube": PlatformRules(
         "youtube",
@@ -89,7 +89,7 @@ CATALOGUE: dict[str, PlatformRules] = {
         100,
         SAFE_SYMBOLS,
         3,
-        manual_steps=("remove them from the YouTube channel's permissions", *_COMMON_STEPS),
+        manual_steps=("remove from YouTube channel permissions", *_COMMON_STEPS),
     ),
     "other": PlatformRules("other", 12, 64, SAFE_SYMBOLS, 3, manual_steps=_COMMON_STEPS),
 }

@@ -9,13 +9,13 @@ from govern.exposure import known_secrets
 from govern.models import AccessRequest, Account, DataKey, Grant, KeyWrap, KnowledgeRecord, Person, WrapHistory
 from govern.platforms import rules_for
 
+# Titles are short (the account is a column of its own): a step table fits 80 columns.
+# The commands that do each follow-up are in docs/offboarding.md and ``offboard start``'s hints.
+TITLE_MAX = 40
 FOLLOW_UP = {
-    "password": ("rotate-password", "rotate the password of {slug} (govern rotation start {slug})"),
-    "totp": ("reenrol-totp", "re-enrol 2FA on {slug} and store the new seed (govern secret set {slug} --totp-uri -)"),
-    "recovery-codes": (
-        "regenerate-recovery-codes",
-        "regenerate the recovery codes of {slug} (govern secret set {slug} --recovery-codes-file F)",
-    ),
+    "password": ("rotate-password", "rotate the password (govern rotation)"),
+    "totp": ("reenrol-totp", "re-enrol 2FA, store the new seed"),
+    "recovery-codes": ("regenerate-recovery-codes", "regenerate and store recovery codes"),
 }
 
 
@@ -58,7 +58,7 @@ def touched_accounts(session: Session, person: Person) -> list[Account]:
 
 
 def build_plan(session: Session, leaver: Person, actor: Person) -> list[PlannedStep]:
-    steps = [PlannedStep("suspend", f"suspend {leaver.handle}: no more sign-in, enrolment closed", automatic=True)]
+    steps = [PlannedStep("suspend", f"suspend {leaver.handle}: no sign-in or enrolment", automatic=True)]
     pending = session.exec(
         select(AccessRequest).where(AccessRequest.person_id == leaver.id, AccessRequest.status == "pending")
     ).all()
@@ -66,7 +66,7 @@ def build_plan(session: Session, leaver: Person, actor: Person) -> list[PlannedS
         steps.append(
             PlannedStep(
                 "cancel-requests",
-                f"cancel {len(pending)} pending access request(s)",
+                f"cancel {len(pending)} pending request(s)",
                 automatic=True,
                 detail={"requests": [r.id for r in pending]},
             )
@@ -75,7 +75,7 @@ def build_plan(session: Session, leaver: Person, actor: Person) -> list[PlannedS
         steps.append(
             PlannedStep(
                 "reassign-owner",
-                f"make {actor.handle} the owner of {account.slug}",
+                f"make {actor.handle} its owner",
                 account=account.slug,
                 automatic=True,
             )
@@ -85,7 +85,7 @@ def build_plan(session: Session, leaver: Person, actor: Person) -> list[PlannedS
         steps.append(
             PlannedStep(
                 "remove-access",
-                f"revoke every grant and key wrap of {leaver.handle} on {account.slug}; mark what they knew exposed",
+                f"revoke {leaver.handle}'s grants and keys",
                 account=account.slug,
                 automatic=True,
             )
@@ -94,9 +94,7 @@ def build_plan(session: Session, leaver: Person, actor: Person) -> list[PlannedS
         kinds = sorted({kind for kind, _version in known_secrets(session, account, leaver)})
         for kind in kinds:
             step_kind, title = FOLLOW_UP[kind]
-            steps.append(
-                PlannedStep(step_kind, title.format(slug=account.slug), account=account.slug, exposure_kind=kind)
-            )
+            steps.append(PlannedStep(step_kind, title, account=account.slug, exposure_kind=kind))
         for task in rules_for(account.platform).manual_steps:
-            steps.append(PlannedStep("manual", f"{account.slug}: {task}", account=account.slug))
+            steps.append(PlannedStep("manual", task, account=account.slug))
     return steps

@@ -8,7 +8,7 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from govern import validate
-from govern.casework import case_view, close_case_if_done, latest_case
+from govern.casework import case_view, close_case_if_done, latest_case, may_close
 from govern.context import Context, Unlocked, acting, authenticate, reading, verified_reading
 from govern.custody import drop_wraps
 from govern.db import WriteTx
@@ -310,45 +310,65 @@ def _remove_access(tx: WriteTx, me: Unlocked, case: OffboardCase, account: Accou
     return {"grants_revoked": revoked, "exposed": sorted(by_kind), "linked": linked, "followups_closed": closed}
 
 
-def close_step(ctx: Context, handle: str, number: int, *, note: str | None, waive_reason: str | None) -> dict[str, Any]:
-    """``offboard done``: close a manual step, or (``--waive``) waive any open step."""
+def close_step(
+    ctx: Context, handle: str, numbers: list[int], *, note: str | None, waive_reason: str | None
+) -> dict[str, Any]:
+    """``offboard done``: close manual steps, or (``--waive``) waive open steps, in one transaction.
+
+    Admins close any manual step and waive any open step. An account's owner closes the
+    manual (platform) steps of the accounts they own; the rule of the log checks the same.
+    All the steps close, or none does.
+    """
     handle = validate.handle(handle)
-    if number < 1:
+    if not numbers or any(n < 1 for n in numbers):
         raise InvalidInput("steps are numbered from 1: see 'govern offboard status HANDLE'")
+    if len(set(numbers)) != len(numbers):
+        raise InvalidInput("a step is named twice")
     note = validate.text(note, "note", max_length=1000) if note else None
     waive = validate.reason(waive_reason) if waive_reason is not None else None
     with acting(ctx) as (tx, me):
-        require_role(me.person, ["admin"], "close offboarding steps")
         session = tx.session
+        is_admin = me.person.role == "admin"
+        if waive is not None and not is_admin:
+            raise Denied(f"{me.handle} is {me.person.role}; only admin may waive offboarding steps")
         leaver = get_person(session, handle)
         case = latest_case(session, leaver)
         if case is None:
             raise NotFound(f"{handle} has no offboarding case")
-        step = session.exec(
-            select(OffboardStep).where(OffboardStep.case_id == case.id, OffboardStep.number == number)
-        ).first()
-        if step is None:
-            raise NotFound(f"case {case.id} has no step {number}")
-        if step.status != "open":
-            raise Conflict(f"step {number} is already {step.status} (by {step.closed_by})")
-        if waive is None and (step.automatic or step.kind != "manual"):
-            raise Denied(
-                f"step {number} ({step.kind}) closes itself when its work is done;"
-                " an admin may --waive it with a --reason"
+        steps = []
+        for number in numbers:
+            step = session.exec(
+                select(OffboardStep).where(OffboardStep.case_id == case.id, OffboardStep.number == number)
+            ).first()
+            if step is None:
+                raise NotFound(f"case {case.id} has no step {number}")
+            if step.status != "open":
+                raise Conflict(f"step {number} is already {step.status} (by {step.closed_by})")
+            if waive is None and (step.automatic or step.kind != "manual"):
+                raise Denied(
+                    f"step {number} ({step.kind}) closes itself when its work is done;"
+                    " an admin may --waive it with a --reason"
+                )
+            if not is_admin and not may_close(session, me.person, step):
+                raise Denied(
+                    f"{me.handle} may not close step {number}: an admin, or the owner of the step's account, closes it"
+                )
+            steps.append(step)
+        for step in steps:
+            step.status = "waived" if waive is not None else "done"
+            step.closed_by = me.handle
+            step.closed_at = tx.now
+            step.note = waive if waive is not None else note
+            session.add(step)
+            tx.audit.append(
+                "offboard.step_waived" if waive is not None else "offboard.step_closed",
+                subject=handle,
+                reason=waive,
+                data={"case": case.id, "step": step.number, "kind": step.kind, "note": note},
             )
-        step.status = "waived" if waive is not None else "done"
-        step.closed_by = me.handle
-        step.closed_at = tx.now
-        step.note = waive if waive is not None else note
-        session.add(step)
-        tx.audit.append(
-            "offboard.step_waived" if waive is not None else "offboard.step_closed",
-            subject=handle,
-            reason=waive,
-            data={"case": case.id, "step": number, "kind": step.kind, "note": note},
-        )
         close_case_if_done(tx, case)
         view = case_view(session, case, tx.now)
+        view["closed"] = [s.number for s in steps]
     return view
 
 

@@ -45,6 +45,7 @@ as bob policy ack
 step "Bob cannot read it until he has access; he asks, and Alice approves"
 as bob secret show x-acme || echo "(exit $? — denied, as it should be)" >&2
 REQUEST=$(as bob access request x-acme --reason "runs the X account" --for 30d)
+as alice inbox
 as bob access approve "$REQUEST" || echo "(exit $? — nobody approves their own request)" >&2
 as alice access approve "$REQUEST"
 as bob secret show x-acme
@@ -67,9 +68,10 @@ as alice rotation start x-acme >/dev/null
 as alice rotation confirm x-acme
 printf 'otpauth://totp/X:acme?secret=KRSXG5CTMVRXEZLUKRSXG5CTMVRXEZLU&issuer=X\n' \
     | as alice secret set x-acme --totp-uri -
-for STEP in $(as alice offboard status bob --json | python3 -c 'import json,sys; print(" ".join(str(s["step"]) for s in json.load(sys.stdin)["steps"] if s["status"] == "open" and s["kind"] == "manual"))'); do
-    as alice offboard done bob "$STEP" --note "done at the platform" >/dev/null
-done
+as alice offboard status bob --open
+STEPS=$(as alice offboard status bob --json | python3 -c 'import json,sys; print(" ".join(str(s["step"]) for s in json.load(sys.stdin)["steps"] if s["status"] == "open" and s["kind"] == "manual"))')
+# shellcheck disable=SC2086 # one argument per step number
+as alice offboard done bob $STEPS --note "done at the platform" >/dev/null
 as alice offboard report bob | head -20
 
 step "The audit log: every change and every reveal, hash-chained and signed"

@@ -5,7 +5,16 @@ from typing import Annotated
 
 import typer
 
-from govern.cli.common import JsonOpt, context, emit_json, emit_table, notice, parse_duration_option
+from govern.cli.common import (
+    JsonOpt,
+    context,
+    emit_json,
+    emit_table,
+    notice,
+    parse_duration_option,
+    parse_time_option,
+    warn,
+)
 
 app = typer.Typer(help="Grant, revoke and list access to accounts.", no_args_is_help=True)
 
@@ -16,8 +25,30 @@ For = Annotated[str | None, typer.Option("--for", metavar="DURATION", help="Time
 OverCap = Annotated[
     bool, typer.Option("--over-cap", help="Admins only: exceed the holder cap (the --reason is recorded).")
 ]
+SHORT = 3600  # seconds: a grant shorter than an hour is granted with a warning
+
+
+def warn_if_short(for_: str | None, ends: str | None, what: str) -> None:
+    """``--for`` below an hour is allowed, but said out loud with when it ends."""
+    duration = parse_duration_option(for_)
+    if duration is not None and duration.total_seconds() < SHORT:
+        when = f" at {ends}" if ends else " that long after approval"
+        warn(f"{what} lasts only {for_.strip() if for_ else ''}: it ends{when}")
+
+
 GRANT_COLUMNS = ["id", "account", "handle", "status", "reason", "granted_by", "from", "until", "over_cap", "revoked_at"]
-REQUEST_COLUMNS = ["id", "account", "handle", "status", "reason", "for", "created_at", "decided_by", "decision_reason"]
+REQUEST_COLUMNS = [
+    "id",
+    "account",
+    "handle",
+    "status",
+    "reason",
+    "for",
+    "created_at",
+    "deciders",
+    "decided_by",
+    "decision_reason",
+]
 
 
 @app.command("grant")
@@ -36,11 +67,39 @@ def grant(
     result = grant_access(
         context(ctx), slug, handle, reason=reason, duration=parse_duration_option(for_), over_cap=over_cap
     )
+    warn_if_short(for_, result["until"], "this grant")
     if as_json:
         emit_json(result)
         return
     until = f" until {result['until']}" if result["until"] else ""
     notice(f"{result['handle']} now holds {result['account']}{until} (grant {result['id']})")
+
+
+@app.command("extend")
+def extend(
+    ctx: typer.Context,
+    slug: Slug,
+    handle: Handle,
+    for_: Annotated[
+        str | None, typer.Option("--for", metavar="DURATION", help="New end: this long from now, like 30d.")
+    ] = None,
+    until: Annotated[str | None, typer.Option("--until", metavar="TIME", help="New end: an ISO 8601 time.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Renew a live time-boxed grant without ending it (an admin, or the owner who holds the account)."""
+    from govern.services.access import extend_grant
+
+    result = extend_grant(
+        context(ctx), slug, handle, duration=parse_duration_option(for_), until=parse_time_option(until)
+    )
+    warn_if_short(for_, result["until"], "this extension")
+    if as_json:
+        emit_json(result)
+        return
+    notice(
+        f"{result['handle']} holds {result['account']} until {result['until']}"
+        f" (grant {result['id']}, was until {result['previous_until']})"
+    )
 
 
 @app.command("revoke")
@@ -84,11 +143,12 @@ def request(ctx: typer.Context, slug: Slug, reason: Reason, for_: For = None, as
     from govern.services.requests import create_request
 
     result = create_request(context(ctx), slug, reason=reason, duration=parse_duration_option(for_))
+    warn_if_short(for_, None, "the grant this request asks for")
     if as_json:
         emit_json(result)
         return
     sys.stdout.write(f"{result['id']}\n")
-    notice(f"request {result['id']} for {result['account']} is pending: an admin or the account owner decides it")
+    notice(f"request {result['id']} for {result['account']} is pending: {result['who_decides']} decides it")
 
 
 @app.command("requests")
@@ -104,6 +164,18 @@ def requests(
 
 
 RequestId = Annotated[int, typer.Argument(metavar="REQUEST_ID", help="The number 'access request' printed.")]
+
+
+@app.command("withdraw")
+def withdraw(ctx: typer.Context, request_id: RequestId, as_json: JsonOpt = False) -> None:
+    """Take back your own pending request (only the requester, only while it is pending)."""
+    from govern.services.requests import withdraw as run
+
+    result = run(context(ctx), request_id)
+    if as_json:
+        emit_json(result)
+        return
+    notice(f"withdrew request {result['id']} for {result['account']}")
 
 
 @app.command("approve")
@@ -123,6 +195,10 @@ def approve(
     if reason and not over_cap:
         raise InvalidInput("--reason on approve is the over-cap justification; add --over-cap or drop it")
     result = run(context(ctx), request_id, over_cap_reason=reason if over_cap else None)
+    if result["until"] is not None:
+        lasts = parse_time_option(result["until"]) - parse_time_option(result["from"])  # type: ignore[operator]
+        if lasts.total_seconds() < SHORT:
+            warn(f"this grant lasts under an hour: it ends at {result['until']}")
     if as_json:
         emit_json(result)
         return

@@ -206,3 +206,10 @@ def recover(
         f"{result['admin']} is admin again, holding {result['data_keys']} data key(s); key {result['key_fingerprint']}"
     )
     notice("keep the recovery key offline again; consider rotating every credential if the old admins are gone")
+
+
+# Issue 11 (daily team use): the inbox and notifications, in a module of their own.
+from govern.cli import daily  # noqa: E402
+
+app.command("inbox")(daily.inbox)
+app.command("notify")(daily.notify)

@@ -13,6 +13,16 @@ app = typer.Typer(help="Offboard leavers: revoke everything, force rotations, ke
 Handle = Annotated[str, typer.Argument(metavar="HANDLE", help="The person who leaves.")]
 Check = Annotated[bool, typer.Option("--check", help="Exit 7 if any open step is past its deadline.")]
 STEP_COLUMNS = ["step", "kind", "account", "status", "deadline", "closed_by", "title"]
+# On a screen: the case's deadline is shown once above, the title says the kind; fits 80 columns.
+SHORT_STEP_COLUMNS = ["step", "account", "status", "closed_by", "title"]
+OPEN_STEP_COLUMNS = ["step", "account", "status", "title"]
+OpenOnly = Annotated[bool, typer.Option("--open", help="Only open cases, or only a case's open steps.")]
+
+
+def _shown(steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{**s, "status": "overdue" if s["overdue"] else s["status"]} for s in steps]
+
+
 CASE_COLUMNS = ["case", "handle", "status", "started_by", "started_at", "open_steps", "overdue_steps", "closed_at"]
 
 
@@ -74,10 +84,11 @@ def start(
         emit_table(result["steps"], ["step", "kind", "account", "automatic", "title"], as_json=False)
         return
     notice(f"case {result['case']}: {handle} is offboarded; {result['open_steps']} follow-up step(s) open")
-    emit_table([s for s in result["steps"] if s["status"] == "open"], STEP_COLUMNS, as_json=False)
+    emit_table(_shown([s for s in result["steps"] if s["status"] == "open"]), OPEN_STEP_COLUMNS, as_json=False)
     if result["open_steps"]:
         notice(f"rotate what they knew by {result['deadline']}")
-        notice(f"close manual steps with 'govern offboard done {handle} STEP --note …'")
+        notice("rotate with 'govern rotation start ACCOUNT' (each rotation closes its step)")
+        notice(f"close manual steps with 'govern offboard done {handle} STEP [STEP…] --note …'")
 
 
 @app.command("status")
@@ -85,18 +96,25 @@ def status(
     ctx: typer.Context,
     handle: Annotated[str | None, typer.Argument(metavar="[HANDLE]", help="One person's case and its steps.")] = None,
     check: Check = False,
+    open_only: OpenOnly = False,
     as_json: JsonOpt = False,
 ) -> None:
     """List offboarding cases, or one case's steps with status, deadline and who closed each."""
     from offboarding.workflow import status as run
 
     cases = run(context(ctx), handle, verified=check)
+    if open_only:
+        if handle:
+            cases = [{**c, "steps": [s for s in c["steps"] if s["status"] == "open"]} for c in cases]
+        else:
+            cases = [c for c in cases if c["status"] == "open"]
     if as_json:
         emit_json(cases[0] if handle else cases)
     elif handle:
         case = cases[0]
         emit_record({k: v for k, v in case.items() if k != "steps"}, as_json=False)
-        emit_table(case["steps"], STEP_COLUMNS, as_json=False)
+        columns = OPEN_STEP_COLUMNS if open_only else SHORT_STEP_COLUMNS
+        emit_table(_shown(case["steps"]), columns, as_json=False)
     else:
         emit_table(cases, CASE_COLUMNS, as_json=False)
     overdue = sum(c["overdue_steps"] for c in cases)
@@ -110,13 +128,15 @@ def status(
 def done(
     ctx: typer.Context,
     handle: Handle,
-    step: Annotated[int, typer.Argument(metavar="STEP", help="The step number (see offboard status).")],
+    steps: Annotated[
+        list[int], typer.Argument(metavar="STEP...", help="One or more step numbers (see offboard status).")
+    ],
     note: Annotated[str | None, typer.Option("--note", help="What was done, for the report.")] = None,
     waive: Annotated[bool, typer.Option("--waive", help="Admins: waive the step instead (needs --reason).")] = False,
     reason: Annotated[str | None, typer.Option("--reason", help="Why the step is waived.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Close a manual step (or waive any open step with --waive --reason)."""
+    """Close manual steps, all in one go (or, admins, waive open steps with --waive --reason)."""
     from govern.errors import InvalidInput
     from offboarding.workflow import close_step
 
@@ -124,11 +144,12 @@ def done(
         raise InvalidInput("--waive needs --reason")
     if reason and not waive:
         raise InvalidInput("--reason goes with --waive; use --note to describe what was done")
-    result = close_step(context(ctx), handle, step, note=note, waive_reason=reason if waive else None)
+    result = close_step(context(ctx), handle, steps, note=note, waive_reason=reason if waive else None)
     if as_json:
         emit_json(result)
         return
-    notice(f"step {step} closed; case {result['case']} has {result['open_steps']} open step(s)")
+    named = ", ".join(str(n) for n in result["closed"])
+    notice(f"step(s) {named} closed; case {result['case']} has {result['open_steps']} open step(s)")
     if result["status"] == "closed":
         notice(f"case {result['case']} is complete (audit chain head: event {result['head_seq']})")
 

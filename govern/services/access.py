@@ -22,7 +22,8 @@ from govern.custody import (
     wrap_to_person,
 )
 from govern.db import WriteTx
-from govern.errors import Conflict, Denied, NotFound
+from govern.errors import Conflict, Denied, InvalidInput, NotFound
+from govern.exposure import clear_held_exposures
 from govern.models import (
     AccessRequest,
     Account,
@@ -146,21 +147,20 @@ def issue_grant(
         secret = open_data_key(session, meta, account, data_key, me, tx.state)
         wrap_to_person(session, meta, account, data_key, secret, person, key, tx.now)
         wrapped.append(data_key.id)
-    tx.audit.append(
-        "access.granted",
-        account=account.slug,
-        subject=person.handle,
-        reason=reason,
-        data={
-            "grant": grant.id,
-            "until": None if grant.ends_at is None else format_ts(grant.ends_at),
-            "data_keys": wrapped,
-            "recipient": key.fingerprint,
-            "request": None if request is None else request.id,
-            "holders_after": len(holders) + 1,
-            "max_holders": account.max_holders,
-        },
-    )
+    session.flush()
+    cleared = clear_held_exposures(tx, account, person, key.fingerprint)
+    data: dict[str, Any] = {
+        "grant": grant.id,
+        "until": None if grant.ends_at is None else format_ts(grant.ends_at),
+        "data_keys": wrapped,
+        "recipient": key.fingerprint,
+        "request": None if request is None else request.id,
+        "holders_after": len(holders) + 1,
+        "max_holders": account.max_holders,
+    }
+    if cleared:
+        data["exposures_cleared"] = cleared  # only when there are any: earlier events are unchanged
+    tx.audit.append("access.granted", account=account.slug, subject=person.handle, reason=reason, data=data)
     if over_cap is not None:
         tx.audit.append(
             "access.over_cap",
@@ -192,6 +192,56 @@ def grant_access(
             tx, me, account, person, reason=reason, duration=duration, over_cap=reason if over_cap else None
         )
         view = grant_view(grant, account, person, tx.now)
+    return view
+
+
+def extend_grant(
+    ctx: Context, slug: str, handle: str, *, duration: timedelta | None, until: datetime | None
+) -> dict[str, Any]:
+    """Move a live time-boxed grant's end later without ending it (``access.extended``).
+
+    An admin, or the account's owner while they hold it (the same people who can approve a
+    request for it), never for their own grant. Caps do not change: no new holder.
+    """
+    slug = validate.slug(slug)
+    handle = validate.handle(handle)
+    if (duration is None) == (until is None):
+        raise InvalidInput("say how long: --for DURATION (from now) or --until TIME")
+    with acting(ctx) as (tx, me):
+        session = tx.session
+        account = get_account(session, slug)
+        person = get_person(session, handle)
+        if me.person.role != "admin":
+            if account.owner_id != me.person.id:
+                raise Denied(f"only an admin or the owner of {slug} may extend its grants")
+            if me.person.id == person.id:
+                raise Denied("nobody extends their own grant: ask an admin")
+            if live_grant(session, account, me.person, tx.now) is None:
+                raise Denied(f"{me.handle} owns {slug} but does not hold it: an admin must extend")
+        grant = live_grant(session, account, person, tx.now)
+        if grant is None:
+            raise NotFound(f"{handle} holds no live grant of {slug}: grant or request access instead")
+        if grant.ends_at is None:
+            raise Conflict(f"grant {grant.id} of {handle} on {slug} has no end: there is nothing to extend")
+        new_end = tx.now + duration if duration is not None else until
+        assert new_end is not None
+        if new_end <= grant.ends_at:
+            raise InvalidInput(
+                f"grant {grant.id} already ends at {format_time(grant.ends_at)}; an extension must end later"
+                f" (to end it sooner, revoke it)"
+            )
+        require_policy_ack(session, person)
+        previous = grant.ends_at
+        grant.ends_at = new_end
+        session.add(grant)
+        tx.audit.append(
+            "access.extended",
+            account=slug,
+            subject=handle,
+            data={"grant": grant.id, "until": format_ts(new_end), "previous_until": format_ts(previous)},
+        )
+        view = grant_view(grant, account, person, tx.now)
+        view["previous_until"] = format_time(previous)
     return view
 
 

@@ -46,6 +46,7 @@ _MAPPING: dict[str, tuple[tuple[int, str], int, str]] = {
     "access.granted": (_USER_ACCESS, 1, "Assign Privileges"),
     "access.revoked": (_USER_ACCESS, 2, "Revoke Privileges"),
     "access.expired": (_USER_ACCESS, 2, "Revoke Privileges"),
+    "access.extended": (_USER_ACCESS, 1, "Assign Privileges"),
     "review.revoked": (_USER_ACCESS, 2, "Revoke Privileges"),
     "account.added": (_ENTITY_MANAGEMENT, 1, "Create"),
     "account.updated": (_ENTITY_MANAGEMENT, 3, "Update"),

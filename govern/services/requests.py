@@ -1,6 +1,6 @@
 """Access requests and their decisions: dual control, owners approve, nobody approves themselves."""
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlmodel import Session, col, select
@@ -11,8 +11,37 @@ from govern.custody import live_data_keys, wrap_of
 from govern.errors import Conflict, Denied, InvalidInput, NotFound
 from govern.models import AccessRequest, Account, Person
 from govern.services.access import check_holdable, grant_view, issue_grant
-from govern.services.common import get_account, handles_by_id
+from govern.services.common import get_account, handles_by_id, live_grant
 from govern.timeutil import format_duration, format_time
+
+
+def deciders(session: Session, account: Account, now: datetime) -> list[str]:
+    """Who can decide a request for ``account`` now: its owner if they hold it, else the admins.
+
+    Approving wraps the account's data key to the requester, so the approver must be able to
+    open it: an owner who holds no grant of the account cannot, and the admins decide.
+    """
+    if account.owner_id is not None:
+        owner = session.get(Person, account.owner_id)
+        if (
+            owner is not None
+            and owner.status == "active"
+            and (owner.role == "admin" or live_grant(session, account, owner, now) is not None)
+        ):
+            return [owner.handle]
+    admins = session.exec(
+        select(Person).where(Person.role == "admin", Person.status == "active").order_by(col(Person.handle))
+    ).all()
+    return [p.handle for p in admins]
+
+
+def who_decides(session: Session, account: Account, requester: str, now: datetime) -> str:
+    """``deciders`` in words for a message: 'carol (the owner)' or 'an admin (alice, dave)'."""
+    names = [h for h in deciders(session, account, now) if h != requester]
+    owner = session.get(Person, account.owner_id) if account.owner_id is not None else None
+    if owner is not None and names == [owner.handle] and owner.role != "admin":
+        return f"{owner.handle} (the owner of {account.slug})"
+    return f"an admin ({', '.join(names)})" if names else "an admin (there is none who could: enrol one)"
 
 
 def request_view(request: AccessRequest, account: Account, handles: dict[int, str]) -> dict[str, Any]:
@@ -66,6 +95,25 @@ def create_request(ctx: Context, slug: str, *, reason: str, duration: timedelta 
             data={"request": request.id, "for": request_view(request, account, {})["for"]},
         )
         view = request_view(request, account, {me.person.id: me.handle})
+        view["deciders"] = [h for h in deciders(session, account, tx.now) if h != me.handle]
+        view["who_decides"] = who_decides(session, account, me.handle, tx.now)
+    return view
+
+
+def withdraw(ctx: Context, request_id: int) -> dict[str, Any]:
+    """The requester takes back their own pending request (``access.withdrawn``)."""
+    with acting(ctx) as (tx, me):
+        session = tx.session
+        request, account, person = _pending(session, request_id)
+        if person.id != me.person.id:
+            raise Denied(f"only {person.handle}, who made request {request_id}, may withdraw it")
+        request.status = "withdrawn"
+        request.decided_by = me.handle
+        request.decided_at = tx.now
+        session.add(request)
+        tx.audit.append("access.withdrawn", account=account.slug, subject=me.handle, data={"request": request.id})
+        assert person.id is not None
+        view = request_view(request, account, {person.id: person.handle})
     return view
 
 
@@ -84,11 +132,14 @@ def _pending(session: Session, request_id: int) -> tuple[AccessRequest, Account,
     return request, account, person
 
 
-def _may_decide(me: Person, account: Account, requester: Person) -> None:
+def _may_decide(session: Session, me: Person, account: Account, requester: Person, now: datetime) -> None:
     if me.id == requester.id:
         raise Denied("nobody decides their own request: ask an admin or the account's owner")
     if me.role != "admin" and account.owner_id != me.id:
-        raise Denied(f"only an admin or the owner of {account.slug} may decide its requests")
+        raise Denied(
+            f"only an admin or the owner of {account.slug} may decide its requests;"
+            f" this one waits for {who_decides(session, account, requester.handle, now)}"
+        )
 
 
 def approve(ctx: Context, request_id: int, *, over_cap_reason: str | None) -> dict[str, Any]:
@@ -96,11 +147,14 @@ def approve(ctx: Context, request_id: int, *, over_cap_reason: str | None) -> di
     with acting(ctx) as (tx, me):
         session = tx.session
         request, account, person = _pending(session, request_id)
-        _may_decide(me.person, account, person)
+        _may_decide(session, me.person, account, person, tx.now)
         if me.person.role != "admin" and not any(
             wrap_of(session, key, me.key_fingerprint) for key in live_data_keys(session, account)
         ):
-            raise Denied(f"{me.handle} owns {account.slug} but holds no key of it: an admin must approve")
+            raise Denied(
+                f"{me.handle} owns {account.slug} but does not hold it, so cannot hand its key on:"
+                f" an admin must decide request {request_id}"
+            )
         duration = None if request.duration_s is None else timedelta(seconds=request.duration_s)
         request.status = "approved"
         request.decided_by = me.handle
@@ -126,7 +180,7 @@ def deny(ctx: Context, request_id: int, *, reason: str) -> dict[str, Any]:
     with acting(ctx) as (tx, me):
         session = tx.session
         request, account, person = _pending(session, request_id)
-        _may_decide(me.person, account, person)
+        _may_decide(session, me.person, account, person, tx.now)
         request.status = "denied"
         request.decided_by = me.handle
         request.decided_at = tx.now
@@ -147,4 +201,14 @@ def list_requests(ctx: Context, *, pending_only: bool) -> list[dict[str, Any]]:
             query = query.where(AccessRequest.status == "pending")
         handles = handles_by_id(session)
         rows = session.exec(query.order_by(col(AccessRequest.id))).all()
-        return [request_view(r, a, handles) for r, a in rows]
+        now = ctx.now()
+        views = []
+        for request, account in rows:
+            view = request_view(request, account, handles)
+            if request.status == "pending":
+                asker = handles.get(request.person_id, "")
+                view["deciders"] = [h for h in deciders(session, account, now) if h != asker]
+            else:
+                view["deciders"] = []
+            views.append(view)
+        return views
