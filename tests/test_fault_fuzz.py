@@ -8,8 +8,9 @@ truncated or folder ``vault.db``. For every invocation: no traceback, no exit 1,
 (per-invocation timeout), and a failed command leaves the vault exactly as it was (a digest
 of every table, the audit log included). Fast: 300 in-process + a few subprocesses; full
 (``make fuzz``): 5,000+ in-process and 200 subprocesses. Paths all live in the test's own
-folder (the working directory): never a system file, since a vault path is chmod-ed
-(``--db sqlite:////`` makes ``/`` mode 0600: see test_a_db_path_that_is_not_a_vault_keeps_its_mode).
+folder (the working directory): never a system file, even though govern now refuses any path
+that is not its vault before touching it (``--db sqlite:////`` once made ``/`` mode 0600: see
+test_a_db_path_that_is_not_a_vault_keeps_its_mode and tests/test_vault_paths.py).
 """
 
 import os
