@@ -117,15 +117,16 @@ def checkpoint(
 def who_had(
     ctx: typer.Context,
     slug: Slug,
-    at: Annotated[str, typer.Option("--at", metavar="TIME", help="ISO 8601; UTC unless an offset is given.")],
+    at: Annotated[str, typer.Option("--at", metavar="TIME", help="ISO 8601 (UTC unless an offset is given), or now.")],
     as_json: JsonOpt = False,
 ) -> None:
     """Who could decrypt an account at an instant, and the grant or role that gave it (from the log)."""
     from govern.services.auditing import who_had as run
 
-    moment = parse_time_option(at)
+    service_context = context(ctx)
+    moment = service_context.now() if at.strip().lower() == "now" else parse_time_option(at)
     assert moment is not None
-    result = run(context(ctx), slug, moment)
+    result = run(service_context, slug, moment)
     if as_json:
         emit_json(result)
         return
@@ -162,32 +163,38 @@ def export(
     action: ActionOpt = None,
     since: SinceOpt = None,
     until: UntilOpt = None,
+    excel: Annotated[
+        bool, typer.Option("--excel", help="CSV only: start with a UTF-8 byte order mark, for Excel on Windows.")
+    ] = False,
 ) -> None:
-    """Export the log as JSONL, CSV or OCSF 1.8.0, streamed with constant memory."""
+    """Export the log as JSONL, CSV (RFC 4180) or OCSF 1.8.0, streamed with constant memory."""
     from govern.errors import InvalidInput
     from govern.services.auditing import count_events, export_lines
 
     if fmt not in ("jsonl", "csv", "ocsf"):
         raise InvalidInput("--format is jsonl, csv or ocsf")
+    if excel and fmt != "csv":
+        raise InvalidInput("--excel applies to --format csv only")
     service_context = context(ctx)
     filters = _filters(account, staff, action, since, until)
     total = count_events(service_context, **filters)
+    end = "\r\n" if fmt == "csv" else "\n"  # RFC 4180 records end with CRLF
     if out is None:
-        _write(export_lines(service_context, fmt, **filters), sys.stdout, total)
+        _write(export_lines(service_context, fmt, excel=excel, **filters), sys.stdout, total, end)
         return
     from govern.outfile import output_file
 
     # Nothing reaches ``out`` unless the whole export streamed: a failure (exit 6 on a
     # tampered log, Ctrl-C) leaves no partial file and any earlier file untouched.
     with output_file(out, force=force) as target:
-        _write(export_lines(service_context, fmt, **filters), target, total)
+        _write(export_lines(service_context, fmt, excel=excel, **filters), target, total, end)
     notice(f"exported {total} event(s) as {fmt} to {out}")
 
 
-def _write(lines: Iterator[str], target: "TextSink", total: int) -> None:
+def _write(lines: Iterator[str], target: "TextSink", total: int, end: str = "\n") -> None:
     if total < 20000 or not sys.stderr.isatty():
         for line in lines:
-            target.write(line + "\n")
+            target.write(line + end)
         return
     from rich.console import Console
     from rich.progress import Progress
@@ -195,7 +202,7 @@ def _write(lines: Iterator[str], target: "TextSink", total: int) -> None:
     with Progress(console=Console(stderr=True), transient=True) as progress:
         task = progress.add_task("exporting", total=total)
         for index, line in enumerate(lines):
-            target.write(line + "\n")
+            target.write(line + end)
             if index % 1000 == 0:
                 progress.update(task, completed=index)
 
