@@ -2,6 +2,7 @@
 
 import sys
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -113,20 +114,78 @@ def checkpoint(
     notice(f"checkpoint of event {body['seq']} written to {out}: keep it outside the vault")
 
 
+FromOpt = Annotated[
+    str | None, typer.Option("--from", metavar="TIME", help="Start of the period (inclusive); ISO 8601, UTC default.")
+]
+ToOpt = Annotated[str | None, typer.Option("--to", metavar="TIME", help="End of the period (exclusive), or now.")]
+
+
+def _moment(service_context: Any, value: str) -> "datetime":
+    """An ISO 8601 time, or ``now`` (the command's clock)."""
+    if value.strip().lower() == "now":
+        moment: datetime = service_context.now()
+        return moment
+    parsed = parse_time_option(value)
+    assert parsed is not None
+    return parsed
+
+
+def _period(service_context: Any, start: str | None, end: str | None) -> tuple["datetime", "datetime"]:
+    from govern.errors import InvalidInput
+
+    if start is None or end is None:
+        raise InvalidInput("give the period as --from TIME --to TIME")
+    return _moment(service_context, start), _moment(service_context, end)
+
+
+PERIOD_COLUMNS = [
+    "handle", "via", "from", "until", "started", "approvers", "ended", "ended_by", "reason", "reveals", "totp_codes",
+]  # fmt: skip
+
+
 @app.command("who-had")
 def who_had(
     ctx: typer.Context,
     slug: Slug,
-    at: Annotated[str, typer.Option("--at", metavar="TIME", help="ISO 8601 (UTC unless an offset is given), or now.")],
+    at: Annotated[
+        str | None,
+        typer.Option("--at", metavar="TIME", help="An instant: ISO 8601 (UTC unless an offset is given), or now."),
+    ] = None,
+    start: FromOpt = None,
+    end: ToOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Who could decrypt an account at an instant, and the grant or role that gave it (from the log)."""
-    from govern.services.auditing import who_had as run
+    """Who could decrypt an account at an instant (--at), or over a period (--from --to), from the log."""
+    from govern.errors import InvalidInput
 
     service_context = context(ctx)
-    moment = service_context.now() if at.strip().lower() == "now" else parse_time_option(at)
-    assert moment is not None
-    result = run(service_context, slug, moment)
+    if (at is None) == (start is None and end is None):
+        raise InvalidInput("give either --at TIME or --from TIME --to TIME")
+    if at is None:
+        from govern.services.period import who_had_during
+
+        period = who_had_during(service_context, slug, *_period(service_context, start, end))
+        if as_json:
+            emit_json(period)
+            return
+        if not period["existed"]:
+            notice(f"{slug} did not exist yet before {period['to']}")
+        rows = [
+            {
+                **row,
+                "until": row["until"] or "still holds",
+                "started": row["started"] + (f" by {row['started_by']}" if row["started_by"] else ""),
+                "approvers": ", ".join(row["approvers"]),
+            }
+            for row in period["people"]
+        ]
+        emit_table(rows, PERIOD_COLUMNS, as_json=False, title=f"{slug} from {period['from']} to {period['to']}")
+        for handle, number in period["denied"].items():
+            notice(f"{handle} was refused {number} time(s) in the period")
+        return
+    from govern.services.auditing import who_had as run
+
+    result = run(service_context, slug, _moment(service_context, at))
     if as_json:
         emit_json(result)
         return
