@@ -49,6 +49,41 @@ class Holding:
 
 
 @dataclass
+class Exposure:
+    """A value someone who no longer holds the account may know, until it changes."""
+
+    account: str
+    version: int
+    handle: str
+    kind: str
+    opened: str
+    closed: str | None = None
+
+
+@dataclass
+class Case:
+    id: int
+    handle: str
+    started: str
+    deadline: str
+    revoked: str | None = None  # the last revocation of the leaver's access by the case
+    closed: str | None = None
+
+
+@dataclass
+class Review:
+    id: int
+    name: str
+    started: str
+    started_by: str
+    closed: str | None = None
+    decisions: dict[str, int] = field(default_factory=dict)  # certified | revoked -> count
+
+
+_KINDS = {"password": "password", "totp-uri": "totp", "recovery-codes": "recovery-codes"}
+
+
+@dataclass
 class Timeline:
     """Everything about holdings and use that a period report needs, in event order."""
 
@@ -58,6 +93,14 @@ class Timeline:
     uses: dict[tuple[str, str, str], list[str]] = field(default_factory=dict)
     events: dict[str, int] = field(default_factory=dict)  # action -> count (the whole log)
     offboarded_at: dict[str, str] = field(default_factory=dict)  # handle -> when
+    rotate_every: dict[str, str | None] = field(default_factory=dict)  # slug -> its latest setting
+    password_changes: dict[str, list[str]] = field(default_factory=dict)  # slug -> times
+    exposures: list[Exposure] = field(default_factory=list)
+    cases: dict[int, Case] = field(default_factory=dict)
+    reviews: dict[int, Review] = field(default_factory=dict)
+    policies: list[tuple[str, str]] = field(default_factory=list)  # (published at, version)
+    acks: dict[tuple[str, str], str] = field(default_factory=dict)  # (version, handle) -> when
+    people: dict[str, list[str | None]] = field(default_factory=dict)  # handle -> [active from, until]
     _grants: dict[int, Holding] = field(default_factory=dict, repr=False)
     _records: list[Holding] = field(default_factory=list, repr=False)
     _requests: dict[int, list[str]] = field(default_factory=dict, repr=False)  # id -> approvers
@@ -110,6 +153,9 @@ class Timeline:
         if self._tx_ended:
             if self._tx_actions & _OFFBOARDING:
                 how = "offboarded"
+                for case in self.cases.values():
+                    if case.closed is None and any(h.handle == case.handle for h in self._tx_ended):
+                        case.revoked = self._tx_ended[-1].end
             elif "review.revoked" in self._tx_actions:
                 how = "access review"
             else:
@@ -119,8 +165,75 @@ class Timeline:
         self._tx_ended = []
         self._tx_actions = set()
 
-    def _on_account_added(self, event: EventRecord, _data: dict[str, Any]) -> None:
+    def _on_account_added(self, event: EventRecord, data: dict[str, Any]) -> None:
         self.accounts[str(event.account)] = event.ts
+        self.rotate_every[str(event.account)] = data.get("rotate_every")
+
+    def _on_account_updated(self, event: EventRecord, data: dict[str, Any]) -> None:
+        change = data.get("changes", {}).get("rotate_every")
+        if change is not None:
+            self.rotate_every[str(event.account)] = change[1]
+
+    def _on_staff_enrolled(self, event: EventRecord, _data: dict[str, Any]) -> None:
+        self.people[str(event.subject)] = [event.ts, None]
+
+    def _on_key_unwrapped(self, event: EventRecord, data: dict[str, Any]) -> None:
+        open_now = {(e.account, e.version, e.handle, e.kind) for e in self.exposures if e.closed is None}
+        for mark in data.get("exposed", []):
+            key = (str(event.account), int(mark["version"]), str(event.subject), str(mark["kind"]))
+            if key not in open_now:
+                open_now.add(key)
+                self.exposures.append(Exposure(*key, opened=event.ts))
+
+    def _changed(self, event: EventRecord, kinds: set[str], version: int) -> None:
+        """A new value of ``kinds`` (version ``version``) clears the exposures of older ones."""
+        for exposure in self.exposures:
+            if (
+                exposure.closed is None
+                and exposure.account == event.account
+                and exposure.kind in kinds
+                and exposure.version < version
+            ):
+                exposure.closed = event.ts
+        if "password" in kinds:
+            self.password_changes.setdefault(str(event.account), []).append(event.ts)
+            self._password_changed(event)
+
+    def _on_offboard_started(self, event: EventRecord, data: dict[str, Any]) -> None:
+        case = int(data["case"])
+        deadline = iso_to_ts(data["deadline"]) or event.ts
+        self.cases[case] = Case(id=case, handle=str(event.subject), started=event.ts, deadline=deadline)
+
+    def _on_offboard_completed(self, event: EventRecord, data: dict[str, Any]) -> None:
+        case = self.cases.get(int(data["case"]))
+        if case is not None:
+            case.closed = event.ts
+
+    def _on_policy_published(self, event: EventRecord, data: dict[str, Any]) -> None:
+        self.policies.append((event.ts, str(data["version"])))
+
+    def _on_policy_acknowledged(self, event: EventRecord, data: dict[str, Any]) -> None:
+        self.acks.setdefault((str(data["version"]), event.actor), event.ts)
+
+    def _on_review_started(self, event: EventRecord, data: dict[str, Any]) -> None:
+        review = int(data["review"])
+        self.reviews[review] = Review(review, str(data.get("name") or ""), event.ts, event.actor)
+
+    def _decision(self, data: dict[str, Any], how: str) -> None:
+        review = self.reviews.get(int(data["review"]))
+        if review is not None:
+            review.decisions[how] = review.decisions.get(how, 0) + 1
+
+    def _on_review_certified(self, _event: EventRecord, data: dict[str, Any]) -> None:
+        self._decision(data, "certified")
+
+    def _on_review_revoked(self, _event: EventRecord, data: dict[str, Any]) -> None:
+        self._decision(data, "revoked")
+
+    def _on_review_closed(self, event: EventRecord, data: dict[str, Any]) -> None:
+        review = self.reviews.get(int(data["review"]))
+        if review is not None:
+            review.closed = event.ts
 
     def _on_access_approved(self, event: EventRecord, data: dict[str, Any]) -> None:
         self._requests.setdefault(int(data["request"]), []).append(event.actor)
@@ -186,11 +299,11 @@ class Timeline:
         self._records = [h for h in self._records if h.end is None]
 
     def _on_secret_set(self, event: EventRecord, data: dict[str, Any]) -> None:
-        if "password" in data.get("fields_changed", []):
-            self._password_changed(event)
+        kinds = {_KINDS[f] for f in data.get("fields_changed", []) if f in _KINDS}
+        self._changed(event, kinds, int(data["version"]))
 
-    def _on_rotation_confirmed(self, event: EventRecord, _data: dict[str, Any]) -> None:
-        self._password_changed(event)
+    def _on_rotation_confirmed(self, event: EventRecord, data: dict[str, Any]) -> None:
+        self._changed(event, {"password"}, int(data["version"]))
 
     def _on_secret_revealed(self, event: EventRecord, data: dict[str, Any]) -> None:
         kind = "totp" if data.get("field") == "totp-code" else "reveal"
@@ -201,6 +314,8 @@ class Timeline:
 
     def _on_staff_offboarded(self, event: EventRecord, _data: dict[str, Any]) -> None:
         self.offboarded_at[str(event.subject)] = event.ts
+        if str(event.subject) in self.people:
+            self.people[str(event.subject)][1] = event.ts
 
     # -- questions ------------------------------------------------------------------------
 

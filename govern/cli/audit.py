@@ -269,15 +269,35 @@ def _write(lines: Iterator[str], target: "TextSink", total: int, end: str = "\n"
 @app.command("report")
 def report(
     ctx: typer.Context,
-    out: Annotated[
-        Path, typer.Option("--out", metavar="FILE.html", help="Where to write the page (a new file, 0600).")
-    ],
+    out: Annotated[Path, typer.Option("--out", metavar="FILE", help="Where to write it (a new file, 0600).")],
     force: ForceOpt = False,
+    start: FromOpt = None,
+    end: ToOpt = None,
+    fmt: Annotated[
+        str, typer.Option("--format", help="html, or (with --from/--to) json or csv of the same figures.")
+    ] = "html",
 ) -> None:
-    """A self-contained access-review page for auditors (admins and auditors)."""
+    """An access-review page of now, or (--from --to) evidence for a period (admins and auditors)."""
+    from govern.errors import InvalidInput
     from govern.outfile import output_file
-    from govern.services.auditreport import build, render
 
+    if fmt not in ("html", "json", "csv"):
+        raise InvalidInput("--format is html, json or csv")
+    service_context = context(ctx)
+    if start is None and end is None:
+        if fmt != "html":
+            raise InvalidInput("--format json|csv needs a period: --from TIME --to TIME")
+        from govern.services.auditreport import build, render
+
+        with output_file(out, force=force) as target:
+            target.write(render(build(service_context)))
+        notice(f"wrote the access-review report to {out}")
+        return
+    from govern.services.periodreport import build as build_period
+    from govern.services.periodreport import render as render_period
+
+    data = build_period(service_context, *_period(service_context, start, end))
+    text = render_period(data, fmt)
     with output_file(out, force=force) as target:
-        target.write(render(build(context(ctx))))
-    notice(f"wrote the access-review report to {out}")
+        target.write(text)
+    notice(f"wrote the {fmt} report for {data['from']} to {data['to']} to {out}")
