@@ -24,7 +24,7 @@ demo: $(VENV)/.installed
 ## test: lint, type-check and run the whole suite (PostgreSQL tier included)
 test: $(VENV)/.installed-dev pg-deps lint typecheck pytest
 
-## test-browser: render the audit report in headless Chromium and check the screenshot is not blank
+## test-browser: render the audit reports (now, and a period with its PDF print) in headless Chromium and check them
 test-browser: $(VENV)/.installed-dev browser-deps
 	$(BIN)/python scripts/browser_check.py
 

@@ -165,9 +165,13 @@ def _chart(holdings: list[dict[str, Any]], lo: str, hi: str) -> dict[str, Any]:
             }
         )
     ticks = []
+    shape = "%Y-%m-%d" if span >= 4 * 86400 else "%m-%d %H:%M"
     for i in range(5):
         moment = _dt(lo) + timedelta(seconds=span * i / 4)
-        ticks.append({"x": round(LABEL_WIDTH + CHART_WIDTH * i / 4, 1), "label": moment.strftime("%Y-%m-%d")})
+        anchor = "start" if i == 0 else ("end" if i == 4 else "middle")
+        ticks.append(
+            {"x": round(LABEL_WIDTH + CHART_WIDTH * i / 4, 1), "label": moment.strftime(shape), "anchor": anchor}
+        )
     return {
         "width": LABEL_WIDTH + CHART_WIDTH + 20,
         "height": 40 + max(1, len(holdings)) * ROW_HEIGHT,
