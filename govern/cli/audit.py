@@ -67,17 +67,29 @@ def verify(
     export: Annotated[
         Path | None, typer.Option("--export", metavar="FILE", help="Verify a JSONL export offline (no database).")
     ] = None,
+    evidence: Annotated[
+        Path | None,
+        typer.Option(
+            "--evidence", metavar="FILE.zip", help="Verify an evidence pack offline: bytes, manifest, export."
+        ),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Verify hash links, signatures and the tables against the log; exit 6 naming the first bad event."""
+    from govern.errors import InvalidInput
     from govern.services.auditing import verify as run
     from govern.services.auditing import verify_export_file
 
-    result = (
-        verify_export_file(export, checkpoint=checkpoint)
-        if export is not None
-        else run(context(ctx), checkpoint=checkpoint)
-    )
+    if evidence is not None:
+        if export is not None or checkpoint is not None:
+            raise InvalidInput("--evidence carries its own export and checkpoint: give it alone")
+        from govern.services.evidence import verify_evidence
+
+        result = verify_evidence(evidence)
+    elif export is not None:
+        result = verify_export_file(export, checkpoint=checkpoint)
+    else:
+        result = run(context(ctx), checkpoint=checkpoint)
     if as_json:
         emit_json(result)
     else:
@@ -301,3 +313,30 @@ def report(
     with output_file(out, force=force) as target:
         target.write(text)
     notice(f"wrote the {fmt} report for {data['from']} to {data['to']} to {out}")
+
+
+@app.command("evidence")
+def evidence(
+    ctx: typer.Context,
+    start: FromOpt = None,
+    end: ToOpt = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", metavar="FILE.zip", help="Where to write the pack (a new file, 0600).")
+    ] = None,
+    force: ForceOpt = False,
+) -> None:
+    """One zip for a period: report, signed export, checkpoint, verification transcript, manifest (admins, auditors)."""
+    from govern.errors import InvalidInput
+    from govern.outfile import write_binary_output
+    from govern.services.evidence import build
+
+    if out is None:
+        raise InvalidInput("give the pack's file name with --out FILE.zip")
+    service_context = context(ctx)
+    pack, manifest = build(service_context, *_period(service_context, start, end))
+    write_binary_output(out, pack, force=force)
+    notice(
+        f"wrote the evidence pack for {manifest['from']} to {manifest['to']} to {out}"
+        f" ({manifest['period']['events']} events in the period; {len(pack)} bytes):"
+        f" check it anywhere with 'govern audit verify --evidence {out.name}'"
+    )

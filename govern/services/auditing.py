@@ -117,7 +117,9 @@ def query_events(
 # -- verification --------------------------------------------------------------------------
 
 
-def verify_export_file(export: Path, *, checkpoint: Path | None = None) -> dict[str, Any]:
+def verify_export_file(
+    export: Path, *, checkpoint: Path | None = None, keys: dict[str, tuple[str, bytes]] | None = None
+) -> dict[str, Any]:
     """Verify a JSONL export offline: no database, no passphrase.
 
     An export alone proves only its own consistency. This client's pin of the vault (if it
@@ -159,6 +161,8 @@ def verify_export_file(export: Path, *, checkpoint: Path | None = None) -> dict[
         if seen.get(seq) != body["head"]:
             raise ChainError("the event the checkpoint saw was changed", seq)
         anchored.append(f"checkpoint (event {seq})")
+    if keys is not None:
+        keys.update(result.keys)  # for a caller that checks more signatures (an evidence pack)
     return {
         "source": str(export),
         "vault_id": header.get("vault_id"),
