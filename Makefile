@@ -59,6 +59,7 @@ bench: $(VENV)/.installed-dev
 	$(BIN)/python bench/offboard.py --grants 500
 	$(BIN)/python bench/audit_log.py --events 1000000 --sizes 100000,300000
 	$(BIN)/python bench/trust.py --events 200000 --profile-events 0
+	$(BIN)/python bench/period_report.py --accounts 100 --events 100000
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis *.egg-info

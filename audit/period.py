@@ -154,8 +154,9 @@ class Timeline:
             if self._tx_actions & _OFFBOARDING:
                 how = "offboarded"
                 for case in self.cases.values():
-                    if case.closed is None and any(h.handle == case.handle for h in self._tx_ended):
-                        case.revoked = self._tx_ended[-1].end
+                    ends = [h.end for h in self._tx_ended if h.handle == case.handle and h.end is not None]
+                    if case.closed is None and ends:
+                        case.revoked = max(ends)
             elif "review.revoked" in self._tx_actions:
                 how = "access review"
             else:
@@ -265,8 +266,8 @@ class Timeline:
             return False
         return True
 
-    def _on_access_revoked(self, event: EventRecord, _data: dict[str, Any]) -> None:
-        for grant_id in _data["grants"]:
+    def _on_access_revoked(self, event: EventRecord, data: dict[str, Any]) -> None:
+        for grant_id in data["grants"]:
             holding = self._grants.get(int(grant_id))
             if holding is not None and self._ends(holding, event.ts):
                 holding.end, holding.ended_by, holding.end_reason = event.ts, event.actor, event.reason

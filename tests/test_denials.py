@@ -2,6 +2,8 @@
 committed as ``secret.denied`` although the command fails (exit 4), and the log's rules accept
 such an event only as someone's own attempt."""
 
+import json
+
 import pytest
 from conftest import CANARY_PASSWORD, CANARY_URI, Govern
 from forge import Forged, append_transaction, fingerprint_of, keys_of
@@ -67,3 +69,13 @@ def test_forged_denial_for_someone_else_or_with_a_made_up_reason_is_caught(
     verified = vault("audit", "verify")
     assert verified.code == 6
     assert f"event {forged.seq}" in verified.err
+
+
+def test_a_denial_is_an_ocsf_failure(vault: Govern) -> None:
+    assert vault("secret", "show", "x-acme", as_="bob").code == 4
+    lines = vault.ok("audit", "export", "--format", "ocsf").out.splitlines()
+    (denied,) = [e for e in map(json.loads, lines) if e["unmapped"]["govern_action"] == "secret.denied"]
+    assert (denied["class_uid"], denied["activity_id"], denied["activity_name"]) == (3004, 99, "secret.denied")
+    assert (denied["status_id"], denied["status"], denied["status_detail"]) == (2, "Failure", "no-grant")
+    assert denied["actor"]["user"]["uid"] == "bob"
+    assert denied["entity"]["uid"] == "x-acme"

@@ -275,3 +275,16 @@ def test_period_report_of_a_tampered_log_is_refused(vault: Govern, tmp_path: Pat
     out = tmp_path / "r.html"
     assert vault("audit", "report", "--from", "2000-01-01", "--to", "now", "--out", str(out)).code == 6
     assert not out.exists()
+
+
+def test_hostile_text_in_the_period_report_is_escaped(vault: Govern, tmp_path: Path) -> None:
+    vault.ok("access", "grant", "x-acme", "bob", "--reason", '<script>alert(1)</script><img src="http://evil/">')
+    out = tmp_path / "r.html"
+    vault.ok("audit", "report", "--from", "2000-01-01", "--to", "now", "--out", str(out))
+    page = _Page()
+    html = out.read_text(encoding="utf-8")
+    page.feed(html)
+    assert page.tags.get("script") is None
+    assert page.tags.get("img") is None
+    assert page.external == []
+    assert "&lt;script&gt;" in html
