@@ -24,7 +24,7 @@ demo: $(VENV)/.installed
 ## test: lint, type-check and run the whole suite (PostgreSQL tier included)
 test: $(VENV)/.installed-dev pg-deps lint typecheck pytest
 
-## test-browser: render the audit report in headless Chromium and check the screenshot is not blank
+## test-browser: render the audit reports (now, and a period with its PDF print) in headless Chromium and check them
 test-browser: $(VENV)/.installed-dev browser-deps
 	$(BIN)/python scripts/browser_check.py
 
@@ -59,6 +59,7 @@ bench: $(VENV)/.installed-dev
 	$(BIN)/python bench/offboard.py --grants 500
 	$(BIN)/python bench/audit_log.py --events 1000000 --sizes 100000,300000
 	$(BIN)/python bench/trust.py --events 200000 --profile-events 0
+	$(BIN)/python bench/period_report.py --accounts 100 --events 100000
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis *.egg-info

@@ -63,6 +63,8 @@ HOLDER_ACTIONS = frozenset(
     {"secret.set", "secret.revealed", "rotation.started", "rotation.confirmed", "rotation.aborted"}
 )
 KINDS = {"password": "password", "totp-uri": "totp", "recovery-codes": "recovery-codes"}
+# Why a reveal was refused (``secret.denied``): no live grant, an auditor, an earlier version.
+DENIALS = frozenset({"no-grant", "auditor", "earlier-version"})
 
 _ENROL_DOMAIN = b"govern-enrolment/v1\n"
 _RECOVERY_DOMAIN = b"govern-recovery/v1\n"
@@ -843,6 +845,14 @@ class LogState:
         rotation[2] = "aborted"
         self.data_keys[key_id].retired = True
         self._removed(data)
+
+    def _on_secret_denied(self, event: EventRecord, data: dict[str, Any]) -> None:
+        # A refused reveal: any enrolled, active person may record their own (and only that).
+        person = self.people[event.actor]
+        if person.key is None or event.subject not in (None, event.actor) or str(event.account) not in self.accounts:
+            raise RuleBroken(f"secret.denied by {event.actor} that is not their own attempt on a known account")
+        if str(data["why"]) not in DENIALS or not isinstance(data["field"], str):
+            raise RuleBroken(f"secret.denied with an unknown reason {data['why']!r}")
 
     def _on_secret_destroyed(self, event: EventRecord, data: dict[str, Any]) -> None:
         version = self.versions[str(event.account)][int(data["version"])]

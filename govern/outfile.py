@@ -171,3 +171,30 @@ def write_output(path: Path, text: str, *, force: bool = False, hint: str = "use
     """Write ``text`` to ``path`` with :func:`output_file`."""
     with output_file(path, force=force, hint=hint) as out:
         out.write(text)
+
+
+def write_binary_output(
+    path: Path, data: bytes, *, force: bool = False, hint: str = "use --force to replace it"
+) -> None:
+    """Write ``data`` (a zip, say) to ``path`` with every guarantee of :func:`output_file`."""
+    _refuse_existing(path, force=force, hint=hint)
+    folder = path.parent
+    fd, name = _create_temporary(folder, path.name, path)
+    temporary = folder / name
+    try:
+        try:
+            os.fchmod(fd, _MODE)  # exactly 0600 whatever the umask
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        _install(temporary, path, force=force, hint=hint)
+    except OSError as exc:
+        _unlink_quietly(temporary)
+        raise InvalidInput(f"cannot write {path}: {exc.strerror or exc}") from None
+    except BaseException:
+        _unlink_quietly(temporary)
+        raise
+    _fsync_folder(folder)

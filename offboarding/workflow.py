@@ -266,11 +266,19 @@ def _reassign(tx: WriteTx, account: Account, leaver: Person, actor: str, case: O
 def _remove_access(tx: WriteTx, me: Unlocked, case: OffboardCase, account: Account, leaver: Person) -> dict[str, Any]:
     session = tx.session
     reason = f"offboarded: {case.reason}"
-    open_grants = session.exec(
-        select(Grant).where(
-            Grant.account_id == account.id, Grant.person_id == leaver.id, col(Grant.revoked_at).is_(None)
-        )
-    ).all()
+    # Grants that already ended (expired) are not revoked again: their end stays an expiry.
+    open_grants = [
+        grant
+        for grant in session.exec(
+            select(Grant).where(
+                Grant.account_id == account.id,
+                Grant.person_id == leaver.id,
+                col(Grant.revoked_at).is_(None),
+                col(Grant.expired_at).is_(None),
+            )
+        ).all()
+        if grant.ends_at is None or grant.ends_at > tx.now
+    ]
     revoked = [g.id for g in open_grants]
     if open_grants:
         revoke_grants(tx, me, account, leaver, reason=reason, deadline=case.deadline)

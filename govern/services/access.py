@@ -253,11 +253,20 @@ def revoke_grants(
     ``deadline`` is when what they may know must be rotated by (offboarding sets one).
     """
     session = tx.session
-    grants = session.exec(
-        select(Grant).where(
-            Grant.account_id == account.id, Grant.person_id == person.id, col(Grant.revoked_at).is_(None)
-        )
-    ).all()
+    # Only grants that have not ended: an expired grant already has its ``access.expired``
+    # (every write runs expiry first), and revoking it again would rewrite how it ended.
+    grants = [
+        grant
+        for grant in session.exec(
+            select(Grant).where(
+                Grant.account_id == account.id,
+                Grant.person_id == person.id,
+                col(Grant.revoked_at).is_(None),
+                col(Grant.expired_at).is_(None),
+            )
+        ).all()
+        if grant.ends_at is None or grant.ends_at > tx.now
+    ]
     if not grants:
         raise NotFound(f"{person.handle} holds no grant for {account.slug}")
     for grant in grants:

@@ -117,7 +117,9 @@ def query_events(
 # -- verification --------------------------------------------------------------------------
 
 
-def verify_export_file(export: Path, *, checkpoint: Path | None = None) -> dict[str, Any]:
+def verify_export_file(
+    export: Path, *, checkpoint: Path | None = None, keys: dict[str, tuple[str, bytes]] | None = None
+) -> dict[str, Any]:
     """Verify a JSONL export offline: no database, no passphrase.
 
     An export alone proves only its own consistency. This client's pin of the vault (if it
@@ -159,6 +161,8 @@ def verify_export_file(export: Path, *, checkpoint: Path | None = None) -> dict[
         if seen.get(seq) != body["head"]:
             raise ChainError("the event the checkpoint saw was changed", seq)
         anchored.append(f"checkpoint (event {seq})")
+    if keys is not None:
+        keys.update(result.keys)  # for a caller that checks more signatures (an evidence pack)
     return {
         "source": str(export),
         "vault_id": header.get("vault_id"),
@@ -349,20 +353,28 @@ def history(ctx: Context, slug: str) -> dict[str, Any]:
         account = get_account(session, slug)
         _may_ask_about(session, me, account, ctx.now())
         projection = _replay_until(session, None)
-    access = [
-        {
-            "handle": g.handle,
-            "via": f"grant {g.id}",
-            "from": g.start,
-            "to": g.end(),
-            "ended_by": "revoked" if g.revoked else ("expired" if g.end() else None),
-            "reason": g.reason,
-        }
-        for g in sorted(projection.grants.values(), key=lambda g: (g.start, g.id))
-        if g.account == slug
-    ]
+    now = format_ts(ctx.now())
+    access = []
+    for g in sorted(projection.grants.values(), key=lambda g: (g.start, g.id)):
+        if g.account != slug:
+            continue
+        end = g.end()
+        # A planned end still ahead is not an end: the grant is live (``until`` says when it lapses).
+        ended = end if end is not None and end <= now else None
+        access.append(
+            {
+                "handle": g.handle,
+                "via": f"grant {g.id}",
+                "from": g.start,
+                "to": ended,
+                "until": g.until,
+                "ended_by": None if ended is None else ("revoked" if g.revoked == ended else "expired"),
+                "reason": g.reason,
+            }
+        )
     for handle, person in sorted(projection.people.items()):
-        access += [{"handle": handle, "via": "admin role", "from": s, "to": e, "ended_by": None, "reason": None}
+        access += [{"handle": handle, "via": "admin role", "from": s, "to": e, "until": None,
+                    "ended_by": None if e is None else "role ended", "reason": None}
                    for s, e in person.admin_periods]  # fmt: skip
     access.sort(key=lambda row: (row["from"], row["handle"]))
     versions = [
@@ -387,7 +399,7 @@ def count_events(ctx: Context, **filters: Any) -> int:
         return int(session.connection().execute(text(query), params).scalar_one())
 
 
-def export_lines(ctx: Context, fmt: str, **filters: Any) -> Iterator[str]:
+def export_lines(ctx: Context, fmt: str, *, excel: bool = False, **filters: Any) -> Iterator[str]:
     """The export, line by line, streamed from the database in batches (constant memory)."""
     from govern import __version__
     from govern.services.exports import csv_lines, ocsf_lines
@@ -411,6 +423,6 @@ def export_lines(ctx: Context, fmt: str, **filters: Any) -> Iterator[str]:
             }
             yield from jsonl_lines(events, SealCursor(session), header, sign=unlocked.sign, with_seals=everything)
         elif fmt == "csv":
-            yield from csv_lines(events)
+            yield from csv_lines(events, excel=excel)
         else:
             yield from ocsf_lines(events, vault_id=vault_id, version=__version__)

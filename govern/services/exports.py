@@ -1,7 +1,5 @@
 """Export formats besides the canonical JSONL: CSV for spreadsheets, OCSF 1.8.0 for SIEMs."""
 
-import csv
-import io
 import json
 from collections.abc import Iterable, Iterator
 from datetime import datetime
@@ -10,7 +8,9 @@ from typing import Any
 from audit.chain import EventRecord
 
 CSV_COLUMNS = ["seq", "ts", "tx", "actor", "action", "account", "subject", "reason", "data", "hash"]
-_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\n")
+# Excel on Windows reads a CSV file as UTF-8 only when it starts with a byte order mark.
+UTF8_BOM = "\ufeff"
 
 
 def csv_safe(value: Any) -> str:
@@ -19,16 +19,28 @@ def csv_safe(value: Any) -> str:
     return "'" + text if text.startswith(_FORMULA_STARTS) else text
 
 
-def csv_lines(events: Iterable[EventRecord]) -> Iterator[str]:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(CSV_COLUMNS)
-    yield buffer.getvalue().rstrip("\n")
+def csv_quote(value: str) -> str:
+    """A field quoted when it holds a separator, a quote, CR or LF (RFC 4180).
+
+    Python's csv writer leaves a lone CR unquoted unless the line terminator holds one; a
+    reader then splits the record there and the next cell starts a fresh line, where a
+    spreadsheet runs a formula again. Quoting by hand keeps the rule in one visible place.
+    """
+    if any(ch in value for ch in ',"\r\n'):
+        return '"' + value.replace('"', '""') + '"'
+    return value
+
+
+def csv_record(cells: Iterable[Any]) -> str:
+    """One CSV record (without its CRLF terminator)."""
+    return ",".join(csv_quote(csv_safe(cell)) for cell in cells)
+
+
+def csv_lines(events: Iterable[EventRecord], *, excel: bool = False) -> Iterator[str]:
+    """The CSV export as records; the caller ends each with CRLF. ``excel``: start with a BOM."""
+    yield (UTF8_BOM if excel else "") + csv_record(CSV_COLUMNS)
     for event in events:
-        buffer.seek(0)
-        buffer.truncate()
-        writer.writerow([csv_safe(getattr(event, column)) for column in CSV_COLUMNS])
-        yield buffer.getvalue().rstrip("\n")
+        yield csv_record(getattr(event, column) for column in CSV_COLUMNS)
 
 
 # OCSF 1.8.0, category 3 (Identity & Access Management).
@@ -64,7 +76,14 @@ def _epoch_ms(ts: str) -> int:
 
 
 def ocsf_event(event: EventRecord, *, vault_id: str, version: str) -> dict[str, Any]:
-    (class_uid, class_name), activity_id, activity_name = _MAPPING.get(event.action, (_ENTITY_MANAGEMENT, 99, "Other"))
+    mapped = _MAPPING.get(event.action)
+    if mapped is None:
+        # Activity 99 ("Other"): OCSF wants the source's own name of the activity.
+        (class_uid, class_name), activity_id, activity_name = _ENTITY_MANAGEMENT, 99, event.action
+    else:
+        (class_uid, class_name), activity_id, activity_name = mapped
+        if activity_id == 99:
+            activity_name = event.action
     data = json.loads(event.data)
     out: dict[str, Any] = {
         "category_uid": 3,
@@ -86,11 +105,12 @@ def ocsf_event(event: EventRecord, *, vault_id: str, version: str) -> dict[str, 
         "metadata": {
             "version": OCSF_VERSION,
             "uid": f"{vault_id}:{event.seq}",
+            "sequence": event.seq,
             "correlation_uid": event.tx,
             "log_name": "govern audit log",
             "product": {"name": "govern", "vendor_name": "govern", "version": version},
         },
-        "actor": {"user": {"name": event.actor, "uid": event.actor}},
+        "actor": {"user": _user(event.actor)},
         "unmapped": {
             "govern_action": event.action,
             "govern_seq": event.seq,
@@ -100,27 +120,53 @@ def ocsf_event(event: EventRecord, *, vault_id: str, version: str) -> dict[str, 
             "data": data,
         },
     }
+    if event.action == "secret.denied":
+        out["status_id"], out["status"] = 2, "Failure"
+        out["status_detail"] = str(data.get("why", ""))
     if class_uid in (3001, 3005):
-        out["user"] = {"name": event.subject or event.actor, "uid": event.subject or event.actor}
+        out["user"] = _user(event.subject or event.actor)
     if class_uid == 3005:
         out["privileges"] = [f"credential:{event.account}"] if event.account else [f"role:{data.get('to', 'unknown')}"]
         if event.account:
-            out["resource"] = {"name": event.account, "type": "social media account"}
+            out["resources"] = [{"uid": event.account, "name": event.account, "type": "social media account"}]
     if class_uid == 3004:
-        out["entity"] = {"name": event.account or event.subject or "vault", "type": _entity_type(event)}
+        out["entity"] = _entity(event, data, vault_id)
+        if event.reason:
+            out["comment"] = event.reason  # "why the entity was changed" (Entity Management only)
+    elif event.reason:
+        out["message"] += f": {event.reason}"  # Account Change and User Access have no comment
     return out
 
 
-def _entity_type(event: EventRecord) -> str:
+def _user(handle: str) -> dict[str, str]:
+    return {"name": handle, "uid": handle}
+
+
+def _entity(event: EventRecord, data: dict[str, Any], vault_id: str) -> dict[str, Any]:
+    """The managed entity: the object the event is about, with its own ``uid`` and ``type``.
+
+    The person acted upon (``subject``), if any, is the Managed Entity's ``user``, so it is
+    never only in the message.
+    """
+    entity: dict[str, Any]
     if event.account:
-        return "social media account"
-    if event.action.startswith("policy."):
-        return "policy"
-    if event.action.startswith("review."):
-        return "access review"
-    if event.action.startswith("offboard."):
-        return "offboarding case"
-    return "vault"
+        entity = {"uid": event.account, "name": event.account, "type": "social media account", "type_id": 99}
+    elif event.action.startswith("policy.") and data.get("version") is not None:
+        name = f"social media policy {data['version']}"
+        entity = {"uid": f"policy:{data['version']}", "name": name, "type": "policy", "type_id": 99}
+    elif event.action.startswith("review.") and data.get("review") is not None:
+        name = f"access review {data['review']}"
+        entity = {"uid": f"review:{data['review']}", "name": name, "type": "access review", "type_id": 99}
+    elif event.action.startswith("offboard.") and data.get("case") is not None:
+        name = f"offboarding case {data['case']}"
+        entity = {"uid": f"case:{data['case']}", "name": name, "type": "offboarding case", "type_id": 99}
+    elif event.subject:
+        entity = {"uid": event.subject, "name": event.subject, "type": "User", "type_id": 2}
+    else:
+        entity = {"uid": vault_id, "name": "govern vault", "type": "vault", "type_id": 99}
+    if event.subject:
+        entity["user"] = _user(event.subject)
+    return entity
 
 
 def ocsf_lines(events: Iterable[EventRecord], *, vault_id: str, version: str) -> Iterator[str]:

@@ -215,13 +215,39 @@ def warnings_for(session: Session, account: Account, now: datetime) -> list[str]
     return out
 
 
+def _denied(tx: WriteTx, account: Account, field: str, why: str, refused: Denied) -> Denied:
+    """Record a refused reveal (``secret.denied``) in the transaction; the caller commits it and
+    then fails with ``refused`` (exit 4): an attempt leaves a trace even though nothing is shown."""
+    tx.audit.append("secret.denied", account=account.slug, data={"field": field, "why": why})
+    return refused
+
+
+def _may_reveal(tx: WriteTx, me: Unlocked, account: Account, field: str, doing: str) -> Denied | None:
+    try:
+        may_decrypt(tx.session, account, me, tx.now, doing)
+    except Denied as refused:
+        return _denied(tx, account, field, "auditor" if me.person.role == "auditor" else "no-grant", refused)
+    return None
+
+
 def reveal(ctx: Context, slug: str, field: str, *, pending: bool = False, version_number: int | None = None) -> Reveal:
+    outcome = _reveal(ctx, slug, field, pending=pending, version_number=version_number)
+    if isinstance(outcome, Denied):
+        raise outcome  # after the denial was committed
+    return outcome
+
+
+def _reveal(
+    ctx: Context, slug: str, field: str, *, pending: bool = False, version_number: int | None = None
+) -> Reveal | Denied:
     slug = validate.slug(slug)
     field = validate.field(field)
     with acting(ctx) as (tx, me):
         session = tx.session
         account = get_account(session, slug)
-        may_decrypt(session, account, me, tx.now, "reveal secrets")
+        refused = _may_reveal(tx, me, account, field, "reveal secrets")
+        if refused is not None:
+            return refused  # leaving the block normally commits the denial
         if pending:
             rotation = pending_rotation(session, account)
             if rotation is None:
@@ -229,7 +255,8 @@ def reveal(ctx: Context, slug: str, field: str, *, pending: bool = False, versio
             version = session.get(CredentialVersion, rotation.pending_version_id)
         elif version_number is not None:
             if me.person.role != "admin":
-                raise Denied("only admins may reveal earlier versions (kept for recovery)")
+                refusal = Denied("only admins may reveal earlier versions (kept for recovery)")
+                return _denied(tx, account, field, "earlier-version", refusal)
             version = session.exec(
                 select(CredentialVersion).where(
                     CredentialVersion.account_id == account.id, CredentialVersion.number == version_number
@@ -253,11 +280,20 @@ def reveal(ctx: Context, slug: str, field: str, *, pending: bool = False, versio
 
 def totp(ctx: Context, slug: str) -> tuple[TotpCode, Reveal]:
     """The current TOTP code: the seed is opened, the code computed, the reveal audited."""
+    outcome = _totp(ctx, slug)
+    if isinstance(outcome, Denied):
+        raise outcome  # after the denial was committed
+    return outcome
+
+
+def _totp(ctx: Context, slug: str) -> tuple[TotpCode, Reveal] | Denied:
     slug = validate.slug(slug)
     with acting(ctx) as (tx, me):
         session = tx.session
         account = get_account(session, slug)
-        may_decrypt(session, account, me, tx.now, "reveal TOTP codes")
+        refused = _may_reveal(tx, me, account, "totp-code", "reveal TOTP codes")
+        if refused is not None:
+            return refused  # leaving the block normally commits the denial
         version = current_version(session, account)
         if version is None:
             raise NotFound(f"no secret is stored for {slug}")
