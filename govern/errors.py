@@ -33,7 +33,9 @@ EXIT_CODE_MEANINGS: dict[ExitCode, str] = {
     ),
     ExitCode.CHECK: "check found problems: overdue or exposed credentials, offboarding past its deadline",
     ExitCode.CONFLICT: "conflict: already exists, rotation already pending, request already decided",
-    ExitCode.UNAVAILABLE: "unavailable: the database or a notification server cannot be reached or written (network, disk full, locked)",
+    ExitCode.UNAVAILABLE: (
+        "unavailable: the database or a notification server cannot be reached or written (network, disk full, locked)"
+    ),
     ExitCode.INTERRUPTED: "interrupted",
 }
 

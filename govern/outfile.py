@@ -197,4 +197,4 @@ def write_binary_output(
     except BaseException:
         _unlink_quietly(temporary)
         raise
-    _fsync_folder(folder)
+    fsync_folder(folder)
