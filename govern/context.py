@@ -117,6 +117,9 @@ def unlock(ctx: Context, session: Session, person: Person, state: "LogState | No
     if opened is not None:  # already unlocked by this command (a multi-transaction workflow)
         return Unlocked(person, key_row, opened)
     cache = UnlockCache(vault_meta(session).id, key_row.fingerprint, ctx.notice)
+    if cache.unavailable is not None:
+        reason = cache.unavailable
+        ctx.passphrase.say_before_prompt(lambda: ctx.notice(reason))
     cached = cache.get()
     if cached is not None:
         try:

@@ -42,7 +42,10 @@ def context(ctx: typer.Context, *, actor: str | None = None) -> "Context":
         db_url=resolve_db_url(options.db),
         actor=actor or resolve_actor(options.actor),
         passphrase=PassphraseSource(
-            stdin_broker(ctx), from_stdin=options.passphrase_stdin, interactive=sys.stdin.isatty()
+            # A prompt reads the terminal (/dev/tty) even when stdin is a pipe, as ssh and sudo do.
+            stdin_broker(ctx),
+            from_stdin=options.passphrase_stdin,
+            interactive=True,
         ),
         notice=notice,
         progress=VerifyProgress(),

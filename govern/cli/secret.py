@@ -37,12 +37,11 @@ def _read_recovery_codes(path: Path) -> list[str]:
 
 
 def _prompt_password() -> str:
-    import getpass
-
     from govern.errors import InvalidInput
+    from govern.unlock import read_hidden
 
-    first = getpass.getpass("New password: ", stream=sys.stderr)
-    if getpass.getpass("Repeat it: ", stream=sys.stderr) != first:
+    first = read_hidden("New password: ")
+    if read_hidden("Repeat it: ") != first:
         raise InvalidInput("the two passwords differ")
     return first
 
