@@ -139,6 +139,19 @@ class PassphraseSource:
             raise InvalidInput("the passphrase is empty")
         return value
 
+    def get_new(self, prompt: str, *, from_stdin: bool) -> str:
+        """A new passphrase (``govern passwd``): standard input, or a hidden prompt asked twice.
+
+        Never ``GOVERN_PASSPHRASE``/``GOVERN_PASSPHRASE_FILE``: they hold the current one.
+        """
+        if from_stdin:
+            value = self.stdin.take("new passphrase")
+        else:
+            value = read_hidden(f"{prompt}: ")
+            if read_hidden("Repeat it: ") != value:
+                raise InvalidInput("the two passphrases differ")
+        return validate.passphrase(value)
+
 
 class KeyringState(Enum):
     USABLE = "usable"
@@ -245,3 +258,19 @@ class UnlockCache:
         # Nothing cached is the state we want, however the backend fails.
         with contextlib.suppress(Exception):
             self._backend.delete_password(KEYRING_SERVICE, self._username)
+
+    def forget(self) -> bool:
+        """Delete the cached unlock whatever ``GOVERN_CACHE_TTL`` says now; True if one was there."""
+        backend = self._backend
+        if backend is None:
+            candidate, _name, state = keyring_backend()
+            if state not in (KeyringState.USABLE, KeyringState.INSECURE_ALLOWED):
+                return False
+            backend = candidate
+        try:
+            present = backend.get_password(KEYRING_SERVICE, self._username) is not None
+        except Exception:
+            present = False
+        with contextlib.suppress(Exception):
+            backend.delete_password(KEYRING_SERVICE, self._username)
+        return present
