@@ -7,6 +7,8 @@ from typing import Annotated
 import typer
 
 from govern.cli import access, account, audit, db, keys, offboard, pin, policy, review, rotation, secret, staff
+from govern.cli import clip as clipping
+from govern.cli.clip import ClipOpt
 from govern.cli.common import Globals, JsonOpt, context, emit_json, emit_record, notice, warn
 
 app = typer.Typer(
@@ -130,13 +132,23 @@ def totp(
     ctx: typer.Context,
     account_slug: Annotated[str, typer.Argument(metavar="ACCOUNT")],
     as_json: JsonOpt = False,
+    clip: ClipOpt = False,
 ) -> None:
     """Show the current TOTP code of an account (seconds left on stderr)."""
     from govern.services.secrets import totp as run
 
+    if clip and as_json:
+        from govern.errors import InvalidInput
+
+        raise InvalidInput("use either --clip or --json")
+    clipboard = clipping.prepare() if clip else None
     code, reveal = run(context(ctx), account_slug)
     for line in reveal.warnings:
         warn(line)
+    if clipboard is not None:
+        clipping.to_clipboard(clipboard, code.code, f"the TOTP code of {reveal.account}")
+        notice(f"valid for {code.seconds_left} more second(s)")
+        return
     if as_json:
         emit_json(
             {
