@@ -6,8 +6,22 @@ from typing import Annotated
 
 import typer
 
-from govern.cli import access, account, audit, db, keys, offboard, pin, policy, review, rotation, secret, staff
+from govern.cli import (
+    access,
+    account,
+    audit,
+    db,
+    keys,
+    offboard,
+    pin,
+    policy,
+    review,
+    rotation,
+    secret,
+    staff,
+)
 from govern.cli import clip as clipping
+from govern.cli import completion as completing
 from govern.cli.clip import ClipOpt
 from govern.cli.common import Globals, JsonOpt, context, emit_json, emit_record, notice, warn
 
@@ -33,6 +47,15 @@ app.add_typer(db.app, name="db")
 app.add_typer(pin.app, name="pin")
 app.command("passwd")(keys.passwd)
 app.command("lock")(keys.lock)
+app.command("completion")(completing.completion)
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        from govern import __version__
+
+        sys.stdout.write(f"govern {__version__}\n")
+        raise typer.Exit()
 
 
 @app.callback()
@@ -55,6 +78,10 @@ def root(
         typer.Option("--passphrase-stdin", help="Read the passphrase from the first line of standard input."),
     ] = False,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks of unexpected errors.")] = False,
+    _version: Annotated[
+        bool,
+        typer.Option("--version", is_eager=True, callback=_show_version, help="Show the version of govern and exit."),
+    ] = False,
 ) -> None:
     """Govern access to your organisation's corporate social media accounts."""
     ctx.obj = Globals(db=db_url, actor=actor, passphrase_stdin=passphrase_stdin, debug=debug)
