@@ -45,9 +45,6 @@ app.add_typer(offboard.app, name="offboard")
 app.add_typer(audit.app, name="audit")
 app.add_typer(db.app, name="db")
 app.add_typer(pin.app, name="pin")
-app.command("passwd")(keys.passwd)
-app.command("lock")(keys.lock)
-app.command("completion")(completing.completion)
 
 
 def _show_version(value: bool) -> None:
@@ -233,3 +230,9 @@ def recover(
         f"{result['admin']} is admin again, holding {result['data_keys']} data key(s); key {result['key_fingerprint']}"
     )
     notice("keep the recovery key offline again; consider rotating every credential if the old admins are gone")
+
+
+# Your own passphrase and cached unlock, and shell completion (listed after the commands above).
+app.command("passwd")(keys.passwd)
+app.command("lock")(keys.lock)
+app.command("completion")(completing.completion)
