@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test test-browser browser-deps lint typecheck pytest bench clean pg-deps
+.PHONY: demo test test-browser browser-deps lint typecheck pytest bench clean pg-deps clip-deps
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -21,8 +21,8 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 demo: $(VENV)/.installed
 	PATH="$(CURDIR)/$(BIN):$$PATH" bash scripts/demo.sh
 
-## test: lint, type-check and run the whole suite (PostgreSQL tier included)
-test: $(VENV)/.installed-dev pg-deps lint typecheck pytest
+## test: lint, type-check and run the whole suite (PostgreSQL tier and the clipboard under Xvfb included)
+test: $(VENV)/.installed-dev pg-deps clip-deps lint typecheck pytest
 
 ## test-browser: render the audit reports (now, and a period with its PDF print) in headless Chromium and check them
 test-browser: $(VENV)/.installed-dev browser-deps
@@ -52,6 +52,13 @@ pg-deps:
 	@if ! ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 && ! command -v pg_ctl >/dev/null 2>&1; then \
 		echo "installing PostgreSQL server binaries"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; \
+	fi
+
+## clip-deps: Xvfb and xclip for the real clipboard tests of --clip (installed with apt when missing)
+clip-deps:
+	@if ! command -v Xvfb >/dev/null 2>&1 || ! command -v xclip >/dev/null 2>&1; then \
+		echo "installing Xvfb and xclip"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq xvfb xclip >/dev/null; \
 	fi
 
 bench: $(VENV)/.installed-dev

@@ -84,6 +84,11 @@ def recovery_message(vault_id: str, tx: str, admin: str, fingerprint: str) -> by
     return _RECOVERY_DOMAIN + _canonical({"vault_id": vault_id, "tx": tx, "admin": admin, "key": fingerprint})
 
 
+def key_blob_digest(blob: bytes) -> str:
+    """The commitment to a re-sealed private-key blob (``staff.passphrase_changed``)."""
+    return hashlib.sha256(b"govern-key-blob/v1\n" + blob).hexdigest()
+
+
 def sealed_digest(fields: dict[str, bytes]) -> str:
     """The commitment to a credential version's sealed fields (names and ciphertexts)."""
     body = {name: base64.b64encode(value).decode("ascii") for name, value in sorted(fields.items())}
@@ -153,6 +158,7 @@ class Person:
     invite_key: bytes | None = None  # the public half of the key derived from the open code
     invite_expires: str | None = None
     admin_periods: list[list[str | None]] = field(default_factory=list)
+    sealed: str | None = None  # digest of the key blob of their last passphrase change (govern passwd)
 
 
 @dataclass
@@ -551,6 +557,28 @@ class LogState:
         person.status = "offboarded"
         person.invite_key = None
         self._admin_edge(person, was_admin, event.ts)
+
+    def _on_staff_passphrase_changed(self, event: EventRecord, data: dict[str, Any]) -> None:
+        """``govern passwd``: only the person themselves, about the key the log gives them.
+
+        The public keys stay those of the enrolment (a key never enters the log this way) and
+        the event carries no key material: the fingerprint, the new Argon2id parameters and a
+        digest of the new blob, which from now on is the only blob of this key a client opens
+        (an older one put back in the database is an integrity failure, not a way back to the
+        old passphrase).
+        """
+        handle = str(event.subject)
+        person = self.people.get(handle)
+        if person is None or event.actor != handle:
+            raise RuleBroken(f"a passphrase change of {handle} by {event.actor}, not the person themselves")
+        if set(data) != {"key", "kdf", "sealed"} or data["key"] != person.key or person.key is None:
+            raise RuleBroken(f"a passphrase change of {handle} that does not name their current key alone")
+        kdf, sealed = data["kdf"], data["sealed"]
+        if not isinstance(kdf, dict) or set(kdf) != {"m", "t", "p"} or not all(type(v) is int for v in kdf.values()):
+            raise RuleBroken("a passphrase change with malformed Argon2id parameters")
+        if not isinstance(sealed, str) or re.fullmatch(r"[0-9a-f]{64}", sealed) is None:
+            raise RuleBroken("a passphrase change with a malformed blob digest")
+        person.sealed = sealed
 
     # -- accounts and grants --------------------------------------------------------------
 

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from sqlmodel import Session, select
 
+from audit.state import key_blob_digest
 from govern.custody import ensure_custodians
 from govern.db import Store, WriteTx
 from govern.errors import AuthenticationFailed, IntegrityFailure
@@ -102,25 +103,35 @@ def active_key(session: Session, person: Person) -> PersonKey:
     return row
 
 
-def unlock(ctx: Context, session: Session, person: Person, state: "LogState | None" = None) -> Unlocked:
+def unlock(
+    ctx: Context, session: Session, person: Person, state: "LogState | None" = None, *, cached: bool = True
+) -> Unlocked:
     """Open ``person``'s private keys: from the keyring cache, else the passphrase.
 
-    With ``state``, the key must be the one the signed log gives ``person``.
+    With ``state``, the key must be the one the signed log gives ``person``. ``cached=False``
+    insists on the passphrase itself (``govern passwd``): no cached unlock stands for it.
     """
     key_row = active_key(session, person)
     if state is not None and state.people[person.handle].key != key_row.fingerprint:
         raise IntegrityFailure(f"the key of {person.handle} in the tables is not the one the signed log gives")
+    if state is not None and state.people[person.handle].sealed not in (None, key_blob_digest(key_row.sealed_private)):
+        raise IntegrityFailure(
+            f"the private key blob of {person.handle} is not the one their last passphrase change sealed"
+        )
     blob = SealedKeyBlob.parse(key_row.sealed_private)
     if blob.fingerprint != key_row.fingerprint:
         raise IntegrityFailure(f"the private key blob of {person.handle} does not match its public keys")
     opened = ctx.opened_keys.get(key_row.fingerprint)
-    if opened is not None:  # already unlocked by this command (a multi-transaction workflow)
+    if opened is not None and cached:  # already unlocked by this command (a multi-transaction workflow)
         return Unlocked(person, key_row, opened)
     cache = UnlockCache(vault_meta(session).id, key_row.fingerprint, ctx.notice)
-    cached = cache.get()
-    if cached is not None:
+    if cache.unavailable is not None and cached:
+        reason = cache.unavailable
+        ctx.passphrase.say_before_prompt(lambda: ctx.notice(reason))
+    cached_key = cache.get() if cached else None
+    if cached_key is not None:
         try:
-            keys = blob.open(cached)
+            keys = blob.open(cached_key)
             ctx.opened_keys[key_row.fingerprint] = keys
             return Unlocked(person, key_row, keys)
         except (BadPassphraseError, IntegrityError):
@@ -133,7 +144,8 @@ def unlock(ctx: Context, session: Session, person: Person, state: "LogState | No
         raise AuthenticationFailed(f"wrong passphrase for {person.handle}") from None
     except IntegrityError:
         raise IntegrityFailure(f"the private key blob of {person.handle} is corrupt") from None
-    cache.put(kek)
+    if cached:
+        cache.put(kek)
     ctx.opened_keys[key_row.fingerprint] = keys
     return Unlocked(person, key_row, keys)
 

@@ -37,7 +37,7 @@ from sqlmodel import Session, select
 from audit.chain import EventRecord, verify_chain
 from audit.errors import ChainError
 from audit.log import format_ts
-from audit.state import LogState, sealed_digest
+from audit.state import LogState, key_blob_digest, sealed_digest
 from audit.stream import SealCursor, head, stream_events
 from govern import validate
 from govern.errors import IntegrityFailure
@@ -420,6 +420,13 @@ def unexplained_rows(session: Session, state: LogState) -> list[str]:
             continue
         if (known.owner, known.x25519, known.ed25519) != (owner, key.x25519_public, key.ed25519_public):
             findings.append(f"key {key.fingerprint} of {owner} differs from the one the log gives {known.owner}")
+        proven = state.people.get(known.owner)
+        if (
+            proven is not None
+            and proven.key == key.fingerprint
+            and proven.sealed not in (None, key_blob_digest(key.sealed_private))
+        ):
+            findings.append(f"the private key blob of {owner} is not the one their last passphrase change sealed")
         key_rows[key.fingerprint] = (owner, key.active)
     findings += _diff(
         "key",

@@ -14,6 +14,7 @@ import json
 import os
 import sys
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
@@ -45,6 +46,43 @@ class StdinBroker:
         return line.rstrip("\r\n")
 
 
+NO_TERMINAL = (
+    "a passphrase is needed and there is no terminal to ask it at: use --passphrase-stdin,"
+    " GOVERN_PASSPHRASE_FILE or GOVERN_PASSPHRASE"
+)
+
+
+def terminal_available() -> bool:
+    """Whether a hidden prompt can reach a person: the controlling terminal (``/dev/tty``),
+    as ssh, sudo and gpg use, even when standard input is a pipe."""
+    if os.name != "posix":
+        return sys.stdin.isatty()
+    try:
+        fd = os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY)
+    except OSError:
+        return False
+    os.close(fd)
+    return True
+
+
+def read_hidden(prompt: str) -> str:
+    """Ask at a hidden prompt on the terminal; :class:`InvalidInput` (exit 2) without one.
+
+    Never falls back to reading standard input with echo (``getpass``'s warning path).
+    """
+    import getpass
+
+    if not terminal_available():
+        raise InvalidInput(NO_TERMINAL)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", getpass.GetPassWarning)
+        try:
+            # With no stream, getpass writes the prompt to /dev/tty and reads it from there.
+            return getpass.getpass(prompt)
+        except getpass.GetPassWarning:
+            raise InvalidInput(NO_TERMINAL) from None
+
+
 @dataclass
 class PassphraseSource:
     """Where this command's passphrase comes from, in order of precedence."""
@@ -52,6 +90,13 @@ class PassphraseSource:
     stdin: StdinBroker
     from_stdin: bool = False
     interactive: bool = False
+    _before_prompt: Callable[[], None] | None = None
+    _prompted: bool = False
+
+    def say_before_prompt(self, say: Callable[[], None]) -> None:
+        """Have ``say`` run just before this command's first prompt, if one follows (once)."""
+        if not self._prompted:
+            self._before_prompt = say
 
     def describe(self) -> str:
         if self.from_stdin:
@@ -80,21 +125,32 @@ class PassphraseSource:
         elif (env := os.environ.get("GOVERN_PASSPHRASE")) is not None:
             value = env
         elif self.interactive:
-            import getpass
-
-            value = getpass.getpass(f"{prompt}: ", stream=sys.stderr)
-            if new and getpass.getpass("Repeat it: ", stream=sys.stderr) != value:
+            said, self._before_prompt, self._prompted = self._before_prompt, None, True
+            if said is not None:
+                said()
+            value = read_hidden(f"{prompt}: ")
+            if new and read_hidden("Repeat it: ") != value:
                 raise InvalidInput("the two passphrases differ")
         else:
-            raise InvalidInput(
-                "a passphrase is needed: use a terminal, --passphrase-stdin,"
-                " GOVERN_PASSPHRASE_FILE or GOVERN_PASSPHRASE"
-            )
+            raise InvalidInput(NO_TERMINAL)
         if new:
             validate.passphrase(value)
         elif not value:
             raise InvalidInput("the passphrase is empty")
         return value
+
+    def get_new(self, prompt: str, *, from_stdin: bool) -> str:
+        """A new passphrase (``govern passwd``): standard input, or a hidden prompt asked twice.
+
+        Never ``GOVERN_PASSPHRASE``/``GOVERN_PASSPHRASE_FILE``: they hold the current one.
+        """
+        if from_stdin:
+            value = self.stdin.take("new passphrase")
+        else:
+            value = read_hidden(f"{prompt}: ")
+            if read_hidden("Repeat it: ") != value:
+                raise InvalidInput("the two passphrases differ")
+        return validate.passphrase(value)
 
 
 class KeyringState(Enum):
@@ -140,20 +196,25 @@ def cache_ttl_seconds() -> int:
 
 
 class UnlockCache:
-    """Caches a derived key in the OS keyring until an expiry time."""
+    """Caches a derived key in the OS keyring until an expiry time.
+
+    ``unavailable`` says why nothing can be cached; the caller shows it only when a
+    prompt follows (a cron run with a passphrase file is told nothing).
+    """
 
     def __init__(self, vault_id: str, fingerprint: str, notice: Callable[[str], None]) -> None:
         self._username = f"unlock:{vault_id}:{fingerprint}"
         self._notice = notice
         self._backend: Any = None
+        self.unavailable: str | None = None
         self.ttl = cache_ttl_seconds()
         if self.ttl == 0:
             return
         backend, name, state = keyring_backend()
         if state is KeyringState.ABSENT:
-            notice("no OS keyring is available, so the passphrase will be asked each time")
+            self.unavailable = "no OS keyring is available, so the passphrase will be asked each time"
         elif state is KeyringState.REFUSED:
-            notice(
+            self.unavailable = (
                 f"the keyring backend {name} stores secrets unprotected; not caching"
                 " (GOVERN_ALLOW_INSECURE_KEYRING=1 allows it)"
             )
@@ -197,3 +258,19 @@ class UnlockCache:
         # Nothing cached is the state we want, however the backend fails.
         with contextlib.suppress(Exception):
             self._backend.delete_password(KEYRING_SERVICE, self._username)
+
+    def forget(self) -> bool:
+        """Delete the cached unlock whatever ``GOVERN_CACHE_TTL`` says now; True if one was there."""
+        backend = self._backend
+        if backend is None:
+            candidate, _name, state = keyring_backend()
+            if state not in (KeyringState.USABLE, KeyringState.INSECURE_ALLOWED):
+                return False
+            backend = candidate
+        try:
+            present = backend.get_password(KEYRING_SERVICE, self._username) is not None
+        except Exception:
+            present = False
+        with contextlib.suppress(Exception):
+            backend.delete_password(KEYRING_SERVICE, self._username)
+        return present

@@ -49,6 +49,9 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[No
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]))
     MemoryKeyring.entries.clear()
     keyring.set_keyring(MemoryKeyring())
+    # In-process runs never prompt on the terminal pytest may have (tests/test_prompt_tty.py
+    # drives a real one through the installed entry point).
+    monkeypatch.setattr("govern.unlock.terminal_available", lambda: False)
     yield
     MemoryKeyring.entries.clear()
 

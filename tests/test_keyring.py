@@ -45,23 +45,44 @@ def test_a_stale_cached_key_falls_back_to_the_passphrase(vault: Govern) -> None:
     assert vault.ok("secret", "show", "x-acme").out.strip() == CANARY_PASSWORD
 
 
-def test_no_backend_asks_each_time_with_one_line(vault: Govern) -> None:
+def _at_a_terminal(monkeypatch: pytest.MonkeyPatch, answer: str) -> list[str]:
+    """A person at a terminal who answers every prompt with ``answer``; returns the prompts."""
+    prompts: list[str] = []
+
+    def getpass(prompt: str) -> str:
+        prompts.append(prompt)
+        return answer
+
+    monkeypatch.setattr("govern.unlock.terminal_available", lambda: True)
+    monkeypatch.setattr("getpass.getpass", getpass)
+    return prompts
+
+
+def test_no_backend_asks_each_time_with_one_line(vault: Govern, monkeypatch: pytest.MonkeyPatch) -> None:
     keyring.set_keyring(fail.Keyring())
-    result = vault.ok("secret", "show", "x-acme")
+    # Nothing is asked (the passphrase comes from the environment, as in cron): nothing is said.
+    assert "keyring" not in vault.ok("secret", "show", "x-acme").err
+    assert vault("secret", "show", "x-acme", passphrase=None).code == 2
+    prompts = _at_a_terminal(monkeypatch, "alice correct horse battery")
+    result = vault.ok("secret", "show", "x-acme", passphrase=None)
     notes = [line for line in result.err.splitlines() if "keyring" in line]
     assert notes == ["govern: no OS keyring is available, so the passphrase will be asked each time"]
-    assert vault("secret", "show", "x-acme", passphrase=None).code == 2
+    assert prompts == ["Passphrase for alice: "]
 
 
 @pytest.mark.parametrize("backend", [null.Keyring(), PlaintextKeyring()], ids=["null", "plaintext"])
-def test_insecure_backends_are_refused_unless_allowed(vault: Govern, backend: keyring.backend.KeyringBackend) -> None:
+def test_insecure_backends_are_refused_unless_allowed(
+    vault: Govern, backend: keyring.backend.KeyringBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
     MemoryKeyring.entries.clear()
     keyring.set_keyring(backend)
     assert keyring_backend()[2] is KeyringState.REFUSED
-    result = vault.ok("secret", "show", "x-acme")
+    assert "unprotected" not in vault.ok("secret", "show", "x-acme").err, "said only when a prompt follows"
+    _at_a_terminal(monkeypatch, "alice correct horse battery")
+    result = vault.ok("secret", "show", "x-acme", passphrase=None)
     assert "unprotected" in result.err
     assert not MemoryKeyring.entries
-    allowed = vault.ok("secret", "show", "x-acme", env={"GOVERN_ALLOW_INSECURE_KEYRING": "1"})
+    allowed = vault.ok("secret", "show", "x-acme", passphrase=None, env={"GOVERN_ALLOW_INSECURE_KEYRING": "1"})
     assert "unprotected" not in allowed.err
 
 

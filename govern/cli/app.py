@@ -6,7 +6,23 @@ from typing import Annotated
 
 import typer
 
-from govern.cli import access, account, audit, db, offboard, pin, policy, review, rotation, secret, staff
+from govern.cli import (
+    access,
+    account,
+    audit,
+    db,
+    keys,
+    offboard,
+    pin,
+    policy,
+    review,
+    rotation,
+    secret,
+    staff,
+)
+from govern.cli import clip as clipping
+from govern.cli import completion as completing
+from govern.cli.clip import ClipOpt
 from govern.cli.common import Globals, JsonOpt, context, emit_json, emit_record, globals_of, notice, warn
 
 app = typer.Typer(
@@ -31,6 +47,14 @@ app.add_typer(db.app, name="db")
 app.add_typer(pin.app, name="pin")
 
 
+def _show_version(value: bool) -> None:
+    if value:
+        from govern import __version__
+
+        sys.stdout.write(f"govern {__version__}\n")
+        raise typer.Exit()
+
+
 @app.callback()
 def root(
     ctx: typer.Context,
@@ -51,6 +75,10 @@ def root(
         typer.Option("--passphrase-stdin", help="Read the passphrase from the first line of standard input."),
     ] = False,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks of unexpected errors.")] = False,
+    _version: Annotated[
+        bool,
+        typer.Option("--version", is_eager=True, callback=_show_version, help="Show the version of govern and exit."),
+    ] = False,
 ) -> None:
     """Govern access to your organisation's corporate social media accounts."""
     ctx.obj = Globals(db=db_url, actor=actor, passphrase_stdin=passphrase_stdin, debug=debug)
@@ -142,13 +170,23 @@ def totp(
     ctx: typer.Context,
     account_slug: Annotated[str, typer.Argument(metavar="ACCOUNT")],
     as_json: JsonOpt = False,
+    clip: ClipOpt = False,
 ) -> None:
     """Show the current TOTP code of an account (seconds left on stderr)."""
     from govern.services.secrets import totp as run
 
+    if clip and as_json:
+        from govern.errors import InvalidInput
+
+        raise InvalidInput("use either --clip or --json")
+    clipboard = clipping.prepare() if clip else None
     code, reveal = run(context(ctx), account_slug)
     for line in reveal.warnings:
         warn(line)
+    if clipboard is not None:
+        clipping.to_clipboard(clipboard, code.code, f"the TOTP code of {reveal.account}")
+        notice(f"valid for {code.seconds_left} more second(s)")
+        return
     if as_json:
         emit_json(
             {
@@ -213,3 +251,8 @@ from govern.cli import daily  # noqa: E402
 
 app.command("inbox")(daily.inbox)
 app.command("notify")(daily.notify)
+
+# Your own passphrase and cached unlock, and shell completion (listed after the commands above).
+app.command("passwd")(keys.passwd)
+app.command("lock")(keys.lock)
+app.command("completion")(completing.completion)

@@ -109,8 +109,12 @@ def checkpoint(
     out: Annotated[
         Path | None, typer.Option("--out", metavar="FILE", help="Write it here (0600) instead of stdout.")
     ] = None,
+    as_json: JsonOpt = False,
 ) -> None:
-    """Sign the current head (admin or auditor) for safekeeping outside the vault."""
+    """Sign the current head (admin or auditor) for safekeeping outside the vault.
+
+    The checkpoint is JSON on stdout; with ``--out`` and ``--json``, a JSON record of what was written.
+    """
     import json
 
     from govern.services.auditing import checkpoint as run
@@ -123,6 +127,9 @@ def checkpoint(
     from govern.outfile import write_output
 
     write_output(out, text, hint="a checkpoint is never overwritten: choose a new file name")
+    if as_json:
+        emit_json({"seq": body["seq"], "head": body["head"], "signer": body["signer"], "out": str(out)})
+        return
     notice(f"checkpoint of event {body['seq']} written to {out}: keep it outside the vault")
 
 

@@ -1,6 +1,7 @@
 """Shared CLI plumbing: global options, the context, and output to stdout/stderr."""
 
 import json
+import re
 import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -42,7 +43,10 @@ def context(ctx: typer.Context, *, actor: str | None = None) -> "Context":
         db_url=resolve_db_url(options.db),
         actor=actor or resolve_actor(options.actor),
         passphrase=PassphraseSource(
-            stdin_broker(ctx), from_stdin=options.passphrase_stdin, interactive=sys.stdin.isatty()
+            # A prompt reads the terminal (/dev/tty) even when stdin is a pipe, as ssh and sudo do.
+            stdin_broker(ctx),
+            from_stdin=options.passphrase_stdin,
+            interactive=True,
         ),
         notice=notice,
         progress=VerifyProgress(),
@@ -163,38 +167,105 @@ def _cell(value: Any) -> str:
 def emit_table(
     rows: Iterable[dict[str, Any]], columns: Sequence[str], *, as_json: bool, title: str | None = None
 ) -> None:
-    """Rows as a JSON array, a rich table on a terminal, or tab-separated text in a pipe."""
+    """Rows as a JSON array, a rich table on a terminal, or tab-separated text in a pipe.
+
+    The rows are all read before anything is printed: an error half-way shows no half table.
+    """
+    rows = list(rows)
     if as_json:
-        sys.stdout.write("[")
-        first = True
-        for row in rows:
-            sys.stdout.write(("\n  " if first else ",\n  ") + _json(row))
-            first = False
-        sys.stdout.write("\n]\n" if not first else "]\n")
+        body = ",\n  ".join(_json(row) for row in rows)
+        sys.stdout.write(f"[\n  {body}\n]\n" if rows else "[]\n")
         return
     if sys.stdout.isatty():
-        from rich.console import Console
-        from rich.table import Table
-        from rich.text import Text
-
-        # Only Text reaches rich: a cell is never markup, a link or a style.
-        table = Table(
-            title=None if title is None else Text(visible(title)), header_style="bold", box=None, pad_edge=False
-        )
-        for column in columns:
-            table.add_column(Text(visible(column.replace("_", " "))))
-        count = 0
-        for row in rows:
-            table.add_row(*(Text(_cell(row.get(c))) for c in columns))
-            count += 1
-        if count:
-            Console(markup=False, emoji=False, highlight=False).print(table)
+        if rows:
+            _rich_table(rows, columns, title)
         else:
             notice("nothing to show")
         return
-    sys.stdout.write("\t".join(visible(c) for c in columns) + "\n")
-    for row in rows:
-        sys.stdout.write("\t".join(_cell(row.get(c)) for c in columns) + "\n")
+    lines = ["\t".join(visible(c) for c in columns)]
+    lines += ["\t".join(_cell(row.get(c)) for c in columns) for row in rows]
+    sys.stdout.write("\n".join(lines) + "\n")
+
+
+_TIMESTAMP = re.compile(r"(\d{4}-\d{2}-\d{2})T(\d{2}:\d{2})(?::\d{2}(?:\.\d+)?)?(Z|[+-]\d{2}:\d{2})")
+
+
+def _short_time(text: str, form: int) -> str:
+    """A timestamp cell in ``form`` 0 (as is), 1 (to the minute) or 2 (the day); other text as is."""
+    match = _TIMESTAMP.fullmatch(text)
+    if match is None or form == 0:
+        return text
+    return f"{match[1]}T{match[2]}{match[3]}" if form == 1 else match[1]
+
+
+def _column_widths(columns: Sequence[str], cells: list[list[str]], width: int) -> tuple[int, int, list[int] | None]:
+    """The timestamp form, the space between columns and the column widths that show every
+    value without cutting it.
+
+    Each column gets at least its longest word (so a word, a date above all, is never
+    broken) and the room left goes to the columns with longer text; columns move closer
+    (one space) and timestamps are shortened (form 1: to the minute, form 2: the day) only
+    when that is what it takes. ``None`` widths: the table fits as it is. When even the days
+    do not fit, dates keep their width and the other columns share what is left (their long
+    words fold onto the next line).
+    """
+    headers = [visible(column.replace("_", " ")) for column in columns]
+
+    def longest_word(text: str) -> int:
+        return max((len(word) for word in text.split()), default=0)
+
+    lows: list[int] = []
+    for form in (0, 1, 2):
+        shown = [[_short_time(cell, form) for cell in line] for line in cells]
+        lows = [max([longest_word(h)] + [longest_word(line[i]) for line in shown]) for i, h in enumerate(headers)]
+        highs = [max([len(h)] + [len(line[i]) for line in shown]) for i, h in enumerate(headers)]
+        for gap in (2, 1):
+            gaps = gap * (len(columns) - 1)
+            if sum(highs) + gaps <= width:
+                return form, gap, None
+            room = width - gaps - sum(lows)
+            if room >= 0:
+                spread = sum(high - low for high, low in zip(highs, lows, strict=True)) or 1
+                return form, gap, [low + (high - low) * room // spread for high, low in zip(highs, lows, strict=True)]
+    dates = [any(_TIMESTAMP.fullmatch(line[i]) for line in cells) for i in range(len(columns))]
+    fixed = sum(low for low, date in zip(lows, dates, strict=True) if date)
+    others = sum(low for low, date in zip(lows, dates, strict=True) if not date) or 1
+    room = max(width - (len(columns) - 1) - fixed, 1)
+    return 2, 1, [low if date else max(1, low * room // others) for low, date in zip(lows, dates, strict=True)]
+
+
+def _colour_options() -> dict[str, Any]:
+    import os
+
+    return {"color_system": None} if os.environ.get("NO_COLOR") else {}
+
+
+def _rich_table(rows: list[dict[str, Any]], columns: Sequence[str], title: str | None) -> None:
+    """A rich table that fits the terminal without cutting a value: long values wrap (fold),
+    and timestamps are shortened (to the minute, then the day) rather than cut with "…".
+    ``NO_COLOR`` leaves no escape at all (no bold either)."""
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    # NO_COLOR: no escape at all, bold included (rich alone keeps bold and italic).
+    console = Console(markup=False, emoji=False, highlight=False, **_colour_options())
+    cells = [[_cell(row.get(c)) for c in columns] for row in rows]
+    form, gap, widths = _column_widths(columns, cells, console.width)
+    # Only Text reaches rich: a cell is never markup, a link or a style.
+    table = Table(
+        title=None if title is None else Text(visible(title)),
+        header_style="bold",
+        box=None,
+        pad_edge=False,
+        collapse_padding=gap == 1,
+    )
+    for i, column in enumerate(columns):
+        width = None if widths is None else widths[i]
+        table.add_column(Text(visible(column.replace("_", " "))), overflow="fold", width=width)
+    for line in cells:
+        table.add_row(*(Text(_short_time(cell, form)) for cell in line))
+    console.print(table)
 
 
 def parse_duration_option(value: str | None) -> "timedelta | None":

@@ -42,12 +42,7 @@ def run(args: list[str]) -> int:
             _error("an argument is not valid UTF-8 text (check the terminal's encoding)")
             return int(ExitCode.USAGE)
     try:
-        from typer.main import get_command
-
-        from govern.cli.app import app
-
-        result = get_command(app).main(args=args, prog_name="govern", standalone_mode=False)
-        return result if isinstance(result, int) else 0
+        return _dispatch(args)
     except GovernError as exc:
         _error(str(exc))
         return int(exc.exit_code)
@@ -82,6 +77,21 @@ def run(args: list[str]) -> int:
 
         close_contexts()
         interrupts.reset()
+
+
+def _dispatch(args: list[str]) -> int:
+    import os
+
+    from typer.main import get_command
+
+    from govern.cli.app import app
+
+    if os.environ.get("_GOVERN_COMPLETE"):  # the shell asks for completions (never an error)
+        from govern.cli.completion import answer_shell
+
+        return answer_shell(get_command(app))
+    result = get_command(app).main(args=args, prog_name="govern", standalone_mode=False)
+    return result if isinstance(result, int) else 0
 
 
 def _map_foreign(exc: Exception) -> "tuple[int, str] | None":

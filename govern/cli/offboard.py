@@ -158,18 +158,22 @@ def done(
 def report(
     ctx: typer.Context,
     handle: Handle,
-    fmt: Annotated[str, typer.Option("--format", help="md or json.")] = "md",
+    fmt: Annotated[str | None, typer.Option("--format", help="md (the default) or json.")] = None,
     out: Annotated[
         Path | None, typer.Option("--out", metavar="F", help="Write to this file (a new one, 0600) instead of stdout.")
     ] = None,
     force: Annotated[
         bool, typer.Option("--force", help="Replace an existing --out file (never a symbolic link), atomically.")
     ] = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """Evidence for an auditor: revocations, exposed credentials and when each was rotated, manual steps."""
     from govern.errors import InvalidInput
     from offboarding.workflow import report as run
 
+    if as_json and fmt not in (None, "json"):
+        raise InvalidInput("use either --json or --format md")
+    fmt = "json" if as_json else fmt or "md"
     if fmt not in ("md", "json"):
         raise InvalidInput("--format is md or json")
     if out is None:

@@ -6,6 +6,8 @@ from typing import Annotated
 
 import typer
 
+from govern.cli import clip as clipping
+from govern.cli.clip import ClipOpt
 from govern.cli.common import JsonOpt, context, emit_json, emit_table, notice, stdin_broker, warn
 
 app = typer.Typer(help="Set, reveal and list an account's credentials.", no_args_is_help=True)
@@ -37,12 +39,11 @@ def _read_recovery_codes(path: Path) -> list[str]:
 
 
 def _prompt_password() -> str:
-    import getpass
-
     from govern.errors import InvalidInput
+    from govern.unlock import read_hidden
 
-    first = getpass.getpass("New password: ", stream=sys.stderr)
-    if getpass.getpass("Repeat it: ", stream=sys.stderr) != first:
+    first = read_hidden("New password: ")
+    if read_hidden("Repeat it: ") != first:
         raise InvalidInput("the two passwords differ")
     return first
 
@@ -107,6 +108,7 @@ def show(
         int | None, typer.Option("--version", metavar="N", help="Admins: an earlier version still retained.")
     ] = None,
     as_json: JsonOpt = False,
+    clip: ClipOpt = False,
 ) -> None:
     """Reveal one field of the current credential (audited)."""
     from govern.errors import InvalidInput
@@ -114,9 +116,15 @@ def show(
 
     if pending and version is not None:
         raise InvalidInput("use either --pending or --version")
+    if clip and as_json:
+        raise InvalidInput("use either --clip or --json")
+    clipboard = clipping.prepare() if clip else None
     result = reveal(context(ctx), slug, field, pending=pending, version_number=version)
     for line in result.warnings:
         warn(line)
+    if clipboard is not None:
+        clipping.to_clipboard(clipboard, result.value, f"the {result.field} of {result.account}")
+        return
     if as_json:
         emit_json(
             {

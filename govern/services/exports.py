@@ -55,6 +55,7 @@ _MAPPING: dict[str, tuple[tuple[int, str], int, str]] = {
     "staff.enrolled": (_ACCOUNT_CHANGE, 2, "Enable"),
     "staff.offboarded": (_ACCOUNT_CHANGE, 5, "Disable"),
     "staff.role_changed": (_USER_ACCESS, 99, "Other"),
+    "staff.passphrase_changed": (_ACCOUNT_CHANGE, 3, "Password Change"),
     "access.granted": (_USER_ACCESS, 1, "Assign Privileges"),
     "access.revoked": (_USER_ACCESS, 2, "Revoke Privileges"),
     "access.expired": (_USER_ACCESS, 2, "Revoke Privileges"),

@@ -451,7 +451,10 @@ def _diagnose(ctx: Context, engine: Engine) -> dict[str, Any]:
                 params = SealedKeyBlob.parse(key.sealed_private).params
                 report["your_kdf"] = str(params)
                 if params.memory_kib < DEFAULT_PARAMS.memory_kib or params.iterations < DEFAULT_PARAMS.iterations:
-                    problems.append(f"your key blob uses Argon2id {params}, weaker than the default {DEFAULT_PARAMS}")
+                    problems.append(
+                        f"your key blob uses Argon2id {params}, weaker than the default {DEFAULT_PARAMS}:"
+                        " run 'govern passwd' to re-seal it with the defaults"
+                    )
     report["problems"] = problems
     return report
 
