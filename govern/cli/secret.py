@@ -14,19 +14,38 @@ Slug = Annotated[str, typer.Argument(metavar="ACCOUNT", help="Short name of the 
 _MAX_RECOVERY_FILE = 64 * 1024
 
 
-def _read_totp_uri(ctx: typer.Context, value: str) -> str:
+def _read_totp_uri(ctx: typer.Context, value: str, option: str = "--totp-uri", what: str = "TOTP URI") -> str:
     from govern.errors import InvalidInput
 
     if value == "-":
-        return str(stdin_broker(ctx).take("TOTP URI"))
+        return str(stdin_broker(ctx).take(what))
     if value.startswith("@"):
         from govern.infile import read_text_file
 
-        return read_text_file(value[1:], "TOTP URI file", limit=64 * 1024).strip()
+        return read_text_file(value[1:], f"{what} file", limit=64 * 1024).strip()
     raise InvalidInput(
         "a TOTP seed on the command line leaks into shell history and process lists:"
-        " pass --totp-uri - and pipe it in, or --totp-uri @FILE"
+        f" pass {option} - and pipe it in, or {option} @FILE"
     )
+
+
+def _totp_from_options(ctx: typer.Context, slug: str, totp_uri: str | None, totp_key: str | None) -> str | None:
+    """The otpauth URI to store, from --totp-uri or a bare --totp-key; warns below RFC 4226's 128 bits."""
+    from govern.errors import InvalidInput
+    from govern.totp import RFC_SEED_BITS, seed_bits, uri_from_key, validate_uri
+
+    if totp_uri is not None and totp_key is not None:
+        raise InvalidInput("use either --totp-uri or --totp-key")
+    if totp_uri is not None:
+        uri = validate_uri(_read_totp_uri(ctx, totp_uri))
+    elif totp_key is not None:
+        uri = uri_from_key(_read_totp_uri(ctx, totp_key, "--totp-key", "2FA key"), slug)
+    else:
+        return None
+    bits = seed_bits(uri)
+    if bits < RFC_SEED_BITS:
+        warn(f"the 2FA seed holds {bits} bits, fewer than the {RFC_SEED_BITS} RFC 4226 asks for (stored anyway)")
+    return uri
 
 
 def _read_recovery_codes(path: Path) -> list[str]:
@@ -66,9 +85,26 @@ def set_(
             help="The otpauth:// URI of the 2FA seed: from stdin (-) or a file (@FILE), never the command line.",
         ),
     ] = None,
+    totp_key: Annotated[
+        str | None,
+        typer.Option(
+            "--totp-key",
+            metavar="-|@FILE",
+            help="The 2FA key as the platform shows it (base32, any case, spaces or dashes): stdin (-) or @FILE.",
+        ),
+    ] = None,
     recovery_codes_file: Annotated[
         Path | None,
         typer.Option("--recovery-codes-file", metavar="FILE", help="A file of recovery codes, one a line."),
+    ] = None,
+    generate: Annotated[
+        bool, typer.Option("--generate", help="Generate the password from the platform's rules.")
+    ] = False,
+    allow_weak: Annotated[
+        str | None,
+        typer.Option(
+            "--allow-weak", metavar="REASON", help="Keep a password that breaks the platform's rules (audited)."
+        ),
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -78,16 +114,32 @@ def set_(
 
     if password_stdin and password_prompt:
         raise InvalidInput("use either --password-stdin or --password-prompt")
+    if generate and (password_stdin or password_prompt):
+        raise InvalidInput("use either --generate or a password of your own")
     password: str | None = None
     if password_stdin:
         password = str(stdin_broker(ctx).take("password"))
     elif password_prompt or (
-        username is None and totp_uri is None and recovery_codes_file is None and sys.stdin.isatty()
+        username is None
+        and totp_uri is None
+        and totp_key is None
+        and recovery_codes_file is None
+        and not generate
+        and sys.stdin.isatty()
     ):
         password = _prompt_password()
-    uri = None if totp_uri is None else _read_totp_uri(ctx, totp_uri)
+    uri = _totp_from_options(ctx, slug, totp_uri, totp_key)
     codes = None if recovery_codes_file is None else _read_recovery_codes(recovery_codes_file)
-    result = set_secret(context(ctx), slug, username=username, password=password, totp_uri=uri, recovery_codes=codes)
+    result = set_secret(
+        context(ctx),
+        slug,
+        username=username,
+        password=password,
+        totp_uri=uri,
+        recovery_codes=codes,
+        generate=generate,
+        allow_weak=allow_weak,
+    )
     if as_json:
         emit_json(result)
         return
@@ -95,6 +147,10 @@ def set_(
         f"{result['account']} is now at version {result['version']}"
         f" ({', '.join(result['fields'])}; changed: {', '.join(result['changed'])})"
     )
+    if result["generated"]:
+        notice(f"a new password was generated: reveal it with 'govern secret show {result['account']}'")
+    if result["weak"]:
+        warn(f"{result['account']}'s password breaks its platform's rules (kept: --allow-weak, audited)")
 
 
 @app.command("show")
