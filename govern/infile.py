@@ -17,6 +17,16 @@ def read_text_file(path: Path | str, what: str, *, limit: int = DEFAULT_LIMIT) -
     """The text of ``path``; exit 3 if it is missing, exit 2 for anything that is not a small text file."""
     name = str(path)
     try:
+        text = read_bytes_file(path, what, limit=limit).decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidInput(f"the {what} {name} is not UTF-8 text") from None
+    return text.replace("\r\n", "\n").replace("\r", "\n")  # universal newlines, as open() reads text
+
+
+def read_bytes_file(path: Path | str, what: str, *, limit: int = DEFAULT_LIMIT) -> bytes:
+    """The bytes of ``path``, a regular file of at most ``limit`` bytes (exit 3 if missing, else 2)."""
+    name = str(path)
+    try:
         fd = os.open(name, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     except FileNotFoundError:
         raise NotFound(f"the {what} {name} does not exist") from None
@@ -39,8 +49,4 @@ def read_text_file(path: Path | str, what: str, *, limit: int = DEFAULT_LIMIT) -
         raise InvalidInput(f"cannot read the {what} {name}: {exc.strerror}") from None
     finally:
         os.close(fd)
-    try:
-        text = b"".join(chunks).decode("utf-8")
-    except UnicodeDecodeError:
-        raise InvalidInput(f"the {what} {name} is not UTF-8 text") from None
-    return text.replace("\r\n", "\n").replace("\r", "\n")  # universal newlines, as open() reads text
+    return b"".join(chunks)

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from govern.cli import access, account, audit, db, offboard, pin, policy, review, rotation, secret, staff
+from govern.cli import access, account, audit, db, importer, offboard, pin, policy, review, rotation, secret, staff
 from govern.cli.common import Globals, JsonOpt, context, emit_json, emit_record, notice, warn
 
 app = typer.Typer(
@@ -29,6 +29,7 @@ app.add_typer(offboard.app, name="offboard")
 app.add_typer(audit.app, name="audit")
 app.add_typer(db.app, name="db")
 app.add_typer(pin.app, name="pin")
+app.command("import")(importer.import_)
 
 
 @app.callback()
