@@ -29,17 +29,59 @@ def _read_totp_uri(ctx: typer.Context, value: str, option: str = "--totp-uri", w
     )
 
 
-def _totp_from_options(ctx: typer.Context, slug: str, totp_uri: str | None, totp_key: str | None) -> str | None:
-    """The otpauth URI to store, from --totp-uri or a bare --totp-key; warns below RFC 4226's 128 bits."""
+def _totp_from_qr(image: Path, entry: int | None) -> str:
+    """The otpauth URI in a QR screenshot; from a Google Authenticator export, the entry chosen."""
+    from govern.errors import InvalidInput
+    from govern.infile import read_bytes_file
+    from govern.services.totpqr import MAX_IMAGE_BYTES, qr_texts, uri_from_qr_text
+
+    uri, entries = uri_from_qr_text(qr_texts(read_bytes_file(image, "QR image", limit=MAX_IMAGE_BYTES)))
+    if uri is not None:
+        if entry is not None:
+            raise InvalidInput("--totp-qr-entry applies to a Google Authenticator export QR; this one holds one seed")
+        return uri
+    storable = [e for e in entries if e.uri is not None]
+    if entry is None and len(entries) == 1 and storable:
+        return str(storable[0].uri)
+    if entry is not None and 1 <= entry <= len(entries):
+        chosen = entries[entry - 1]
+        if chosen.uri is None:
+            raise InvalidInput(f"entry {entry} of the export QR cannot be stored: {chosen.why_not}")
+        return chosen.uri
+    notice(f"the Google Authenticator export QR holds {len(entries)} account(s):")
+    for item in entries:
+        state = item.kind if item.uri is not None else f"{item.kind}: {item.why_not}"
+        notice(f"  {item.number}  {item.issuer or '-'}  {item.name or '-'}  ({state})")
+    if entry is not None:
+        raise InvalidInput(f"--totp-qr-entry {entry} is not one of 1-{len(entries)}")
+    raise InvalidInput("choose one with --totp-qr-entry N")
+
+
+def _totp_from_options(
+    ctx: typer.Context,
+    slug: str,
+    totp_uri: str | None,
+    totp_key: str | None,
+    totp_qr: Path | None = None,
+    qr_entry: int | None = None,
+) -> str | None:
+    """The otpauth URI to store, from --totp-uri, a bare --totp-key or a --totp-qr image.
+
+    Warns below RFC 4226's 128 bits.
+    """
     from govern.errors import InvalidInput
     from govern.totp import RFC_SEED_BITS, seed_bits, uri_from_key, validate_uri
 
-    if totp_uri is not None and totp_key is not None:
-        raise InvalidInput("use either --totp-uri or --totp-key")
+    if sum(option is not None for option in (totp_uri, totp_key, totp_qr)) > 1:
+        raise InvalidInput("use one of --totp-uri, --totp-key and --totp-qr")
+    if qr_entry is not None and totp_qr is None:
+        raise InvalidInput("--totp-qr-entry goes with --totp-qr")
     if totp_uri is not None:
         uri = validate_uri(_read_totp_uri(ctx, totp_uri))
     elif totp_key is not None:
         uri = uri_from_key(_read_totp_uri(ctx, totp_key, "--totp-key", "2FA key"), slug)
+    elif totp_qr is not None:
+        uri = _totp_from_qr(totp_qr, qr_entry)
     else:
         return None
     bits = seed_bits(uri)
@@ -93,6 +135,18 @@ def set_(
             help="The 2FA key as the platform shows it (base32, any case, spaces or dashes): stdin (-) or @FILE.",
         ),
     ] = None,
+    totp_qr: Annotated[
+        Path | None,
+        typer.Option(
+            "--totp-qr",
+            metavar="IMAGE",
+            help="A screenshot of the 2FA QR code, or of a Google Authenticator export QR (see --totp-qr-entry).",
+        ),
+    ] = None,
+    totp_qr_entry: Annotated[
+        int | None,
+        typer.Option("--totp-qr-entry", metavar="N", help="Which account of a Google Authenticator export QR."),
+    ] = None,
     recovery_codes_file: Annotated[
         Path | None,
         typer.Option("--recovery-codes-file", metavar="FILE", help="A file of recovery codes, one a line."),
@@ -123,12 +177,13 @@ def set_(
         username is None
         and totp_uri is None
         and totp_key is None
+        and totp_qr is None
         and recovery_codes_file is None
         and not generate
         and sys.stdin.isatty()
     ):
         password = _prompt_password()
-    uri = _totp_from_options(ctx, slug, totp_uri, totp_key)
+    uri = _totp_from_options(ctx, slug, totp_uri, totp_key, totp_qr, totp_qr_entry)
     codes = None if recovery_codes_file is None else _read_recovery_codes(recovery_codes_file)
     result = set_secret(
         context(ctx),
