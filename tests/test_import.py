@@ -36,20 +36,20 @@ SAMPLES: dict[str, tuple[str, str, dict[str, tuple[str, bool]], int]] = {
     "bitwarden-org.json": (
         "bitwarden-json",
         "bworg",
-        {"x-acme-news": ("x", True), "li-social": ("linkedin", False)},
+        {"x-acme-news": ("x", True), "li-linkedin-page": ("linkedin", False)},
         0,
     ),
     "bitwarden.csv": ("bitwarden-csv", "bwcsv", {"x-acme-social": ("x", True), "tt-acme-tok": ("tiktok", False)}, 2),
     "1password.1pux": (
         "1password-1pux",
         "1pux",
-        {"x-acme-social": ("x", True), "fb-social": ("facebook", True)},
+        {"x-acme-social": ("x", True), "fb-facebook": ("facebook", True)},
         2,
     ),
     "1password.csv": (
         "1password-csv",
         "1pcsv",
-        {"x-acme-social": ("x", True), "yt-acme-video": ("youtube", False)},
+        {"x-acme-social": ("x", True), "yt-youtube": ("youtube", False)},
         2,
     ),
     "keepassxc.csv": (
@@ -64,8 +64,8 @@ SAMPLES: dict[str, tuple[str, str, dict[str, tuple[str, bool]], int]] = {
         {"x-acme-social": ("x", True), "ig-acme-insta": ("instagram", True)},
         1,
     ),
-    "lastpass.csv": ("lastpass-csv", "lpcsv", {"x-acme-social": ("x", True), "fb-social": ("facebook", False)}, 1),
-    "chrome.csv": ("chrome-csv", "chrome", {"x-acme-social": ("x", False), "li-social": ("linkedin", False)}, 1),
+    "lastpass.csv": ("lastpass-csv", "lpcsv", {"x-acme-social": ("x", True), "fb-facebook": ("facebook", False)}, 1),
+    "chrome.csv": ("chrome-csv", "chrome", {"x-acme-social": ("x", False), "li-linkedin-com": ("linkedin", False)}, 1),
     "generic.csv": ("csv", "generic", {"x-acme": ("x", True), "tt-acme": ("tiktok", False)}, 0),
 }
 
@@ -394,3 +394,20 @@ def test_duplicate_account_in_generic_csv_is_refused(empty: Govern, tmp_path: Pa
     path = tmp_path / "dup.csv"
     path.write_text("account,platform,handle,password\nx-a,x,@a,CANARY-a-Qq1!x\nx-a,x,@a,CANARY-b-Qq1!x\n")
     _refused(empty, path, "csv", "line 3", "twice")
+
+
+def test_one_passphrase_for_the_whole_import(empty: Govern) -> None:
+    """The passphrase comes once on stdin: a second prompt would find stdin exhausted."""
+    result = empty(
+        "--passphrase-stdin",
+        "import",
+        str(DATA / "chrome.csv"),
+        "--from",
+        "chrome-csv",
+        "--apply",
+        passphrase=None,
+        input=passphrase_of("alice") + "\n",
+        env={"GOVERN_CACHE_TTL": "0"},  # no keyring cache: only this command's one unlock
+    )
+    assert result.code == 0, result.err
+    assert len(empty.ok("account", "list", "--json").json()) == 2

@@ -69,8 +69,7 @@ def platform_of(url: str) -> str | None:
 
 
 def _slug_part(text: str) -> str:
-    local = text.strip().split("@")[0] if "@" in text.strip().lstrip("@") else text.strip().lstrip("@")
-    return re.sub(r"[^a-z0-9]+", "-", local.lower()).strip("-")[:40]
+    return re.sub(r"[^a-z0-9]+", "-", text.strip().lstrip("@").lower()).strip("-")[:40]
 
 
 @dataclass
@@ -151,7 +150,10 @@ def _identity(fmt: str, entry: Entry, taken: set[str], *, include_all: bool) -> 
             if not include_all:
                 return "not a social platform (--all imports it as 'other')"
             platform = "other"
-        handle = entry.username.strip() or entry.title.strip()
+        # The handle is public (account lists, auditors): a login name, never an e-mail address,
+        # which stays sealed in the username field; then the entry's title.
+        login = entry.username.strip()
+        handle = login if login and "@" not in login.lstrip("@") else entry.title.strip()
         base = f"{SLUG_PREFIX[platform]}-{_slug_part(handle) or 'account'}"[:60].strip("-")
         slug, n = base, 2
         while slug in taken:
