@@ -411,3 +411,36 @@ def test_one_passphrase_for_the_whole_import(empty: Govern) -> None:
     )
     assert result.code == 0, result.err
     assert len(empty.ok("account", "list", "--json").json()) == 2
+
+
+@pytest.mark.tampers
+def test_import_completed_signed_by_a_member_breaks_the_rules_of_the_log(empty: Govern) -> None:
+    """Bob signs an import.completed with his real key: the log's rules make it admins only."""
+    from sqlalchemy import create_engine
+    from sqlmodel import Session
+    from test_domain import keys_of
+
+    from audit.log import AuditTransaction
+    from govern.timeutil import utcnow
+
+    bob = keys_of(empty.db, "bob")
+
+    class BobSigner:
+        handle = "bob"
+        key_fingerprint = bob.public.fingerprint
+
+        def sign(self, message: bytes) -> bytes:
+            return bob.sign(message)
+
+    engine = create_engine(empty.db)
+    try:
+        with Session(engine) as session:
+            tx = AuditTransaction(session, "bob", utcnow())
+            tx.append("import.completed", data={"format": "csv", "sha256": "0" * 64, "created": 0})
+            tx.seal(BobSigner())
+            session.commit()
+    finally:
+        engine.dispose()
+    result = empty("audit", "verify")
+    assert result.code == 6
+    assert "import.completed by bob, who was not an admin" in result.err
