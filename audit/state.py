@@ -54,6 +54,7 @@ ADMIN_ACTIONS = frozenset(
         "offboard.step_waived",
         "staff.offboarded",
         "access.cancelled",
+        "import.completed",
     }
 )
 # Actions an admin or the account's owner may take.

@@ -24,8 +24,7 @@ def read_text_file(path: Path | str, what: str, *, limit: int = DEFAULT_LIMIT) -
 
 
 def read_bytes_file(path: Path | str, what: str, *, limit: int = DEFAULT_LIMIT) -> bytes:
-    """The bytes of ``path``; exit 3 if it is missing, exit 2 for anything that is not a regular file
-    of at most ``limit`` bytes."""
+    """The bytes of ``path``, a regular file of at most ``limit`` bytes (exit 3 if missing, else 2)."""
     name = str(path)
     try:
         fd = os.open(name, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))

@@ -7,6 +7,7 @@ time, or the rotation wastes a human's time.
 
 import secrets
 import string
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -23,9 +24,11 @@ class PlatformRules:
     min_length: int
     max_length: int
     symbols: str
-    required_classes: int  # of: lower, upper, digit, symbol
+    required_classes: int  # of: lower, upper, digit, symbol (what govern generates)
     rotate_every: timedelta = DEFAULT_ROTATE_EVERY
     manual_steps: tuple[str, ...] = ()
+    # Kinds of character the platform itself demands of a password (letters, digits, symbols).
+    must_have: tuple[str, ...] = ()
 
     @property
     def alphabet(self) -> str:
@@ -82,6 +85,7 @@ CATALOGUE: dict[str, PlatformRules] = {
         SAFE_SYMBOLS,
         4,
         manual_steps=("remove from TikTok Business Center", *_COMMON_STEPS),
+        must_have=("letters", "digits", "symbols"),
     ),
     "youtube": PlatformRules(
         "youtube",
@@ -110,7 +114,33 @@ def character_classes(password: str) -> int:
     )
 
 
+_KINDS: dict[str, Callable[[str], bool]] = {
+    "letters": lambda c: c.isalpha(),
+    "digits": lambda c: c.isdigit(),
+    "symbols": lambda c: not c.isalnum() and c.isprintable() and not c.isspace(),
+}
+
+
+def broken_rules(password: str, rules: PlatformRules) -> list[str]:
+    """The platform's own rules that a password chosen by a person breaks, in words (never quoting it).
+
+    These are what the platform's password form refuses (length bounds, kinds of character it
+    demands), not the stricter choices govern makes when it generates (``meets_rules``): a
+    password the platform accepts is the platform's password. ``other`` has govern's floor.
+    """
+    broken = []
+    if len(password) < rules.min_length:
+        broken.append(f"at least {rules.min_length} characters")
+    if len(password) > rules.max_length:
+        broken.append(f"at most {rules.max_length} characters")
+    missing = [kind for kind in rules.must_have if not any(_KINDS[kind](c) for c in password)]
+    if missing:
+        broken.append(f"needs {', '.join(missing)}")
+    return broken
+
+
 def meets_rules(password: str, rules: PlatformRules) -> bool:
+    """What a generated password must meet: the rules, and only characters every platform accepts."""
     return (
         rules.min_length <= len(password) <= rules.max_length
         and all(c in rules.alphabet for c in password)

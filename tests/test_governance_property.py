@@ -75,8 +75,8 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
             g.enrol(handle)
         g.ok("account", "add", "x-acme", "--platform", "x", "--handle", "@acme", "--max-holders", "2", "--owner", "m1")
         g.ok("account", "add", "ig-acme", "--platform", "instagram", "--handle", "@acme", "--max-holders", "1")
-        g.ok("secret", "set", "x-acme", "--password-stdin", input="pw-x\n")
-        g.ok("secret", "set", "ig-acme", "--password-stdin", input="pw-ig\n")
+        g.ok("secret", "set", "x-acme", "--password-stdin", input="pw-x-acme-1\n")
+        g.ok("secret", "set", "ig-acme", "--password-stdin", input="pw-ig-acme-1\n")
     finally:
         mp.undo()
     return db

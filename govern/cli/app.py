@@ -11,6 +11,7 @@ from govern.cli import (
     account,
     audit,
     db,
+    importer,
     keys,
     offboard,
     pin,
@@ -45,6 +46,7 @@ app.add_typer(offboard.app, name="offboard")
 app.add_typer(audit.app, name="audit")
 app.add_typer(db.app, name="db")
 app.add_typer(pin.app, name="pin")
+app.command("import")(importer.import_)
 
 
 def _show_version(value: bool) -> None:

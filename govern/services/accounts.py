@@ -6,8 +6,9 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from govern import validate
-from govern.context import Context, acting, reading
+from govern.context import Context, Unlocked, acting, reading
 from govern.custody import live_data_keys, rekey
+from govern.db import WriteTx
 from govern.errors import Conflict, Denied, InvalidInput
 from govern.models import Account, Grant, Person
 from govern.services.common import current_version, get_account, get_person, grant_status, require_role
@@ -64,29 +65,62 @@ def add_account(
     team = validate.text(team, "team", max_length=100) if team else None
     holders = validate.max_holders(max_holders) if max_holders is not None else DEFAULT_MAX_HOLDERS
     with acting(ctx) as (tx, me):
-        require_role(me.person, ["admin"], "register accounts")
-        session = tx.session
-        if session.exec(select(Account).where(Account.slug == slug)).first() is not None:
-            raise Conflict(f"account {slug} already exists")
-        owner_person = _owner(session, owner)
-        account = Account(
-            slug=slug,
+        _account, view = create_account(
+            tx,
+            me,
+            slug,
             platform=platform,
             handle=handle,
             team=team,
-            owner_id=None if owner_person is None else owner_person.id,
-            rotate_every_s=None if rotate_every is None else int(rotate_every.total_seconds()),
+            owner=owner,
+            rotate_every=rotate_every,
             max_holders=holders,
-            created_at=tx.now,
-            created_by=me.handle,
         )
-        session.add(account)
-        session.flush()
-        assert account.id is not None
-        view = account_view(session, account)
-        tx.audit.append("account.added", account=slug, data={k: v for k, v in view.items() if k != "account"})
-        rekey(tx, account)
     return view
+
+
+def create_account(
+    tx: WriteTx,
+    me: Unlocked,
+    slug: str,
+    *,
+    platform: str,
+    handle: str,
+    team: str | None,
+    owner: str | None,
+    rotate_every: timedelta | None,
+    max_holders: int,
+    with_key: bool = True,
+) -> tuple[Account, dict[str, Any]]:
+    """Inside a write transaction: register an account (arguments already validated).
+
+    ``with_key`` creates its first data key now; a caller that seals a version in the same
+    transaction passes False (sealing creates the key).
+    """
+    require_role(me.person, ["admin"], "register accounts")
+    session = tx.session
+    if session.exec(select(Account).where(Account.slug == slug)).first() is not None:
+        raise Conflict(f"account {slug} already exists")
+    owner_person = _owner(session, owner)
+    account = Account(
+        slug=slug,
+        platform=platform,
+        handle=handle,
+        team=team,
+        owner_id=None if owner_person is None else owner_person.id,
+        rotate_every_s=None if rotate_every is None else int(rotate_every.total_seconds()),
+        max_holders=max_holders,
+        created_at=tx.now,
+        created_by=me.handle,
+    )
+    session.add(account)
+    session.flush()
+    assert account.id is not None
+    view = account_view(session, account)
+    tx.audit.append("account.added", account=slug, data={k: v for k, v in view.items() if k != "account"})
+    if with_key:
+        rekey(tx, account)
+    return account, view
 
 
 def update_account(

@@ -18,6 +18,7 @@ from govern.db import WriteTx
 from govern.errors import Conflict, Denied, InvalidInput, NotFound
 from govern.exposure import FIELD_KIND, clear_exposures
 from govern.models import Account, CredentialVersion, DataKey, Exposure, SealedField
+from govern.platforms import broken_rules, generate_password, rules_for
 from govern.services.common import (
     account_state,
     current_version,
@@ -138,17 +139,14 @@ def supersede(tx: WriteTx, version: CredentialVersion) -> None:
     tx.session.add(version)
 
 
-def set_secret(
-    ctx: Context,
-    slug: str,
+def checked_values(
     *,
     username: str | None,
     password: str | None,
     totp_uri: str | None,
     recovery_codes: list[str] | None,
-) -> dict[str, Any]:
-    """Seal a new credential version; fields not given are carried over from the current one."""
-    slug = validate.slug(slug)
+) -> dict[str, str]:
+    """The fields a person gave, validated (before any unlock); never echoes a value."""
     given: dict[str, str] = {}
     if username is not None:
         given["username"] = validate.secret_value(username, "username")
@@ -161,46 +159,109 @@ def set_secret(
         if not codes:
             raise InvalidInput("the recovery codes file holds no codes")
         given["recovery-codes"] = "\n".join(codes)
-    if not given:
-        raise InvalidInput("nothing to set: pass --password-stdin, --username, --totp-uri or --recovery-codes-file")
-    with acting(ctx) as (tx, me):
-        session = tx.session
-        account = get_account(session, slug)
-        may_decrypt(session, account, me, tx.now, "set secrets")
-        if pending_rotation(session, account) is not None:
-            raise Conflict(f"a rotation of {slug} is pending: confirm or abort it first")
-        previous = current_version(session, account)
-        values = {} if previous is None else open_values(tx, me, account, previous)
-        changed = [name for name, value in given.items() if values.get(name) != value]
-        if not changed:
-            raise Conflict(f"{slug} already holds exactly those values: nothing changed")
-        values.update(given)
-        if previous is not None:
-            supersede(tx, previous)
-        data_key, key = rekey(tx, account)
-        version = write_version(tx, me, account, values, changed, status="current", data_key=data_key, key=key)
-        kinds = sorted({FIELD_KIND[name] for name in changed if name in FIELD_KIND})
-        cleared = clear_exposures(tx, account, kinds, version) if kinds else 0
-        tx.audit.append(
-            "secret.set",
-            account=slug,
-            data={
-                "version": version.number,
-                "previous_version": None if previous is None else previous.number,
-                "fields_changed": version.changed.split(",") if version.changed else [],
-                "fields": version.fields.split(","),
-                "exposures_cleared": cleared,
-                "content": content_commitment(tx, version),
-            },
-        )
+    return given
+
+
+def seal_given(
+    tx: WriteTx,
+    me: Unlocked,
+    account: Account,
+    given: dict[str, str],
+    *,
+    generate: bool = False,
+    allow_weak: str | None = None,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Inside a write transaction: seal ``given`` as the new current version (what ``secret set`` does).
+
+    ``generate`` makes the password from the platform's rules; a password given by a person
+    that breaks them is refused unless ``allow_weak`` gives the reason, which the signed
+    event records (with the rules broken, never the value). ``extra`` is added to the
+    event's data (an import names its file's digest and format).
+    """
+    slug = account.slug
+    session = tx.session
+    may_decrypt(session, account, me, tx.now, "set secrets")
+    if pending_rotation(session, account) is not None:
+        raise Conflict(f"a rotation of {slug} is pending: confirm or abort it first")
+    given = dict(given)
+    rules = rules_for(account.platform)
+    weak: list[str] = []
+    if generate:
+        given["password"] = generate_password(account.platform)
+    elif "password" in given:
+        weak = broken_rules(given["password"], rules)
+        if weak and allow_weak is None:
+            raise InvalidInput(
+                f"the password breaks {rules.name}'s rules ({'; '.join(weak)}):"
+                " use --generate, or --allow-weak REASON to keep it"
+            )
+    previous = current_version(session, account)
+    values = {} if previous is None else open_values(tx, me, account, previous)
+    changed = [name for name, value in given.items() if values.get(name) != value]
+    if not changed:
+        raise Conflict(f"{slug} already holds exactly those values: nothing changed")
+    values.update(given)
+    if previous is not None:
+        supersede(tx, previous)
+    data_key, key = rekey(tx, account)
+    version = write_version(tx, me, account, values, changed, status="current", data_key=data_key, key=key)
+    kinds = sorted({FIELD_KIND[name] for name in changed if name in FIELD_KIND})
+    cleared = clear_exposures(tx, account, kinds, version) if kinds else 0
+    data: dict[str, Any] = {
+        "version": version.number,
+        "previous_version": None if previous is None else previous.number,
+        "fields_changed": version.changed.split(",") if version.changed else [],
+        "fields": version.fields.split(","),
+        "exposures_cleared": cleared,
+        "content": content_commitment(tx, version),
+    }
+    if generate:
+        data["generated"] = {"platform_rules": rules.name, "length": len(given["password"])}
+    if weak and "password" in changed:
+        data["weak_password"] = {"platform_rules": rules.name, "broken": weak, "reason": allow_weak}
+    data.update(extra or {})
+    tx.audit.append("secret.set", account=slug, data=data)
     return {
         "account": slug,
         "version": version.number,
         "fields": version.fields.split(","),
         "changed": version.changed.split(",") if version.changed else [],
+        "generated": generate,
+        "weak": bool(weak and "password" in changed),
         "set_by": me.handle,
         "set_at": format_time(tx.now),
     }
+
+
+def set_secret(
+    ctx: Context,
+    slug: str,
+    *,
+    username: str | None,
+    password: str | None,
+    totp_uri: str | None,
+    recovery_codes: list[str] | None,
+    generate: bool = False,
+    allow_weak: str | None = None,
+) -> dict[str, Any]:
+    """Seal a new credential version; fields not given are carried over from the current one."""
+    slug = validate.slug(slug)
+    given = checked_values(username=username, password=password, totp_uri=totp_uri, recovery_codes=recovery_codes)
+    if generate and password is not None:
+        raise InvalidInput("use either --generate or a password of your own")
+    if allow_weak is not None:
+        allow_weak = validate.reason(allow_weak)
+        if password is None:
+            raise InvalidInput("--allow-weak applies to a password you give (--password-stdin or --password-prompt)")
+    if not given and not generate:
+        raise InvalidInput(
+            "nothing to set: pass --password-stdin, --generate, --username, --totp-uri, --totp-key"
+            " or --recovery-codes-file"
+        )
+    with acting(ctx) as (tx, me):
+        result = seal_given(tx, me, get_account(tx.session, slug), given, generate=generate, allow_weak=allow_weak)
+    return result
 
 
 def warnings_for(session: Session, account: Account, now: datetime) -> list[str]:
