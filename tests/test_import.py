@@ -75,6 +75,8 @@ class Shell:
 
     def __init__(self, db_url: str, tmp_path: Path) -> None:
         self.db_url = db_url
+        if db_url.startswith("sqlite:///"):  # an explicit --db needs its folder (or init --parents)
+            Path(db_url.removeprefix("sqlite:///")).parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.env = {
             "PATH": os.environ["PATH"],
             "HOME": str(tmp_path / "home"),

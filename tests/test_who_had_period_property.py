@@ -68,7 +68,7 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
         admin = _context(url, "alice", lambda: TEMPLATE_AT)
         try:
             secrets.set_secret(
-                admin, "x-acme", username="acme", password="pw-1", totp_uri=CANARY_URI, recovery_codes=None
+                admin, "x-acme", username="acme", password="first-password-1", totp_uri=CANARY_URI, recovery_codes=None
             )
         finally:
             admin.close()
