@@ -41,6 +41,7 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from audit.models import AuditEvent
+from audit.state import LogState
 from govern import validate
 from govern.context import Context, verified_reading
 from govern.errors import Denied, GovernError, InvalidInput, Unavailable
@@ -337,20 +338,19 @@ def _line_of(item: dict[str, Any]) -> Line:
     return Line(item["key"], item["severity"], f"[{item['severity']}] {where}{item['what']}")
 
 
-def _signed_emails(session: Session, upto: int) -> dict[str, str]:
-    """E-mail addresses from the signed ``staff.added`` events (never from the ``person`` rows)."""
+def _signed_emails(state: LogState) -> dict[str, str]:
+    """E-mail addresses from the signed ``staff.added`` events, as the verified log gives them.
+
+    Never from the ``person`` rows, nor from the ``audit_event`` rows: a client verifies only
+    what is new since its pin, so an older event's row rewritten behind its back (an attacker's
+    address in someone's ``staff.added``) would be read but never checked again.
+    """
     out: dict[str, str] = {}
-    rows = session.exec(
-        select(AuditEvent)
-        .where(AuditEvent.action == "staff.added", col(AuditEvent.seq) <= upto)
-        .order_by(col(AuditEvent.seq))
-    ).all()
-    for event in rows:
+    for handle, person in state.people.items():
         try:
-            email = json.loads(event.data).get("email")
-            if event.subject and isinstance(email, str):
-                out[event.subject] = validate.email(email)
-        except (ValueError, AttributeError, InvalidInput):
+            if person.email is not None:
+                out[handle] = validate.email(person.email)
+        except InvalidInput:
             continue
     return out
 
@@ -418,9 +418,10 @@ def _merge(*groups: list[Line]) -> list[Line]:
     return list(seen.values())
 
 
-def plan(session: Session, state_seq: int, last_seq: int | None, cfg: NotifyConfig, now: datetime) -> list[Digest]:
+def plan(session: Session, state: LogState, last_seq: int | None, cfg: NotifyConfig, now: datetime) -> list[Digest]:
     """Every digest this run could send (before the memory of what was sent filters it)."""
-    emails = {**_signed_emails(session, state_seq), **cfg.people}
+    state_seq = state.seq
+    emails = {**_signed_emails(state), **cfg.people}
     news = {} if last_seq is None else _event_lines(session, last_seq, state_seq)
     everything = [_line_of(i) for i in vault_items(session, now)]
     digests = []
@@ -684,7 +685,7 @@ def notify(ctx: Context, cfg: NotifyConfig, *, dry_run: bool) -> dict[str, Any]:
         vault_id = state.vault_id
         now = ctx.now()
         memory = load_memory(vault_id)
-        digests = plan(session, state.seq, memory.last_seq, cfg, now)
+        digests = plan(session, state, memory.last_seq, cfg, now)
         upto = state.seq
     report: list[dict[str, Any]] = []
     failures: list[str] = []
