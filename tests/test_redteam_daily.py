@@ -369,3 +369,24 @@ def test_attack_member_imports_over_an_account_they_hold(vault: Govern, tmp_path
     attempt = clean(vault("import", str(source), "--update", as_="bob"))
     assert attempt.code in (2, 4), attempt.err
     assert vault.ok("secret", "show", "x-acme").out.strip() == CANARY_PASSWORD
+
+
+def test_attack_db_writer_rewrites_news_below_the_pin_to_phish_through_notify(
+    notified: tuple[Govern, Mailbox, Hook, dict[str, str]],  # noqa: F811
+) -> None:
+    """Events since the last notification were verified by the command that wrote them, then
+    rewritten in the database: the digest must not carry the attacker's words."""
+    g, mailbox, _hook, env = notified
+    _notify(g, env)  # what was there before is sent: from now on, only news
+    g.ok("access", "grant", "x-acme", "bob", "--reason", "launch")
+    seq = seq_of(g.db, "access.granted")
+    g.ok("account", "set", "x-acme", "--max-holders", "7")  # the pin moves past the grant
+    sql(
+        g.db,
+        "UPDATE audit_event SET reason = :r WHERE seq = :s",
+        r="reply with your passphrase to it@evil.example",
+        s=seq,
+    )
+    mailbox.messages.clear()
+    refused(g("notify", "--json", passphrase=None, env=env))
+    assert not any("evil.example" in str(m) for _rcpts, m in mailbox.messages)

@@ -40,11 +40,12 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
-from audit.models import AuditEvent
+from audit.chain import EventRecord
 from audit.state import LogState
+from audit.stream import stream_events
 from govern import validate
 from govern.context import Context, verified_reading
-from govern.errors import Denied, GovernError, InvalidInput, Unavailable
+from govern.errors import Denied, GovernError, IntegrityFailure, InvalidInput, Unavailable
 from govern.models import Person
 from govern.services.inbox import items_for, vault_items
 from govern.settings import APP_NAME, state_dir
@@ -355,7 +356,38 @@ def _signed_emails(state: LogState) -> dict[str, str]:
     return out
 
 
-def _event_lines(session: Session, after: int, upto: int) -> dict[str, list[Line]]:
+_NEWS = frozenset(
+    {
+        "access.approved",
+        "access.denied",
+        "access.granted",
+        "access.revoked",
+        "access.extended",
+        "offboard.started",
+        "offboard.completed",
+    }
+)
+
+
+def _chained_to_head(session: Session, after: int, upto: int, head: str) -> list[EventRecord]:
+    """The events ``after < seq <= upto``, each proven by the hash chain to lead to the verified head.
+
+    A client verifies only what is new since its pin, so rows below it could have been
+    rewritten since; each one here must hash to what the next one names as its ``prev``,
+    up to the event at ``upto`` whose hash the verified state holds.
+    """
+    events = [e for e in stream_events(session, after=after) if e.seq <= upto]
+    expected = head
+    for event in reversed(events):
+        if event.hash != expected or event.computed_hash() != event.hash:
+            raise IntegrityFailure(f"event {event.seq} is not the one this client verified: the log was rewritten")
+        expected = event.prev
+    if [e.seq for e in events] != list(range(after + 1, upto + 1)):
+        raise IntegrityFailure("the log has gaps since the last notification: it was rewritten")
+    return events
+
+
+def _event_lines(session: Session, after: int, upto: int, head: str) -> dict[str, list[Line]]:
     """What happened since the previous run that the people concerned should hear of."""
     out: dict[str, list[Line]] = {}
     admins = [
@@ -366,24 +398,7 @@ def _event_lines(session: Session, after: int, upto: int) -> dict[str, list[Line
         for handle in dict.fromkeys(handles):
             out.setdefault(handle, []).append(Line(f"event:{seq}", "info", f"[news] {text}"))
 
-    rows = session.exec(
-        select(AuditEvent)
-        .where(col(AuditEvent.seq) > after, col(AuditEvent.seq) <= upto)
-        .where(
-            col(AuditEvent.action).in_(
-                [
-                    "access.approved",
-                    "access.denied",
-                    "access.granted",
-                    "access.revoked",
-                    "access.extended",
-                    "offboard.started",
-                    "offboard.completed",
-                ]
-            )
-        )
-        .order_by(col(AuditEvent.seq))
-    ).all()
+    rows = [event for event in _chained_to_head(session, after, upto, head) if event.action in _NEWS]
     for event in rows:
         try:
             data = json.loads(event.data)
@@ -422,7 +437,7 @@ def plan(session: Session, state: LogState, last_seq: int | None, cfg: NotifyCon
     """Every digest this run could send (before the memory of what was sent filters it)."""
     state_seq = state.seq
     emails = {**_signed_emails(state), **cfg.people}
-    news = {} if last_seq is None else _event_lines(session, last_seq, state_seq)
+    news = {} if last_seq is None else _event_lines(session, last_seq, state_seq, state.head)
     everything = [_line_of(i) for i in vault_items(session, now)]
     digests = []
     people = session.exec(select(Person).where(Person.status == "active").order_by(col(Person.handle))).all()
