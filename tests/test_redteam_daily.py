@@ -390,3 +390,34 @@ def test_attack_db_writer_rewrites_news_below_the_pin_to_phish_through_notify(
     mailbox.messages.clear()
     refused(g("notify", "--json", passphrase=None, env=env))
     assert not any("evil.example" in str(m) for _rcpts, m in mailbox.messages)
+
+
+def test_attack_evidence_pack_that_is_a_zip_bomb(vault: Govern, tmp_path: Path) -> None:
+    """A crafted pack whose members are deflated from gigabytes of zeros: refused before a byte
+    is inflated (a genuine pack is stored, never compressed)."""
+    bomb = tmp_path / "bomb.zip"
+    with zipfile.ZipFile(bomb, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=9) as archive:
+        for name in MEMBERS:
+            with archive.open(name, "w", force_zip64=True) as member:
+                chunk = bytes(1024 * 1024)
+                for _ in range(64):  # 64 MiB each, a few hundred KiB on disk
+                    member.write(chunk)
+    assert bomb.stat().st_size < 2 * 1024 * 1024
+    checked = refused(vault("audit", "verify", "--evidence", str(bomb)))
+    assert "compressed" in checked.err
+
+
+# -- period questions --------------------------------------------------------------------------------
+
+
+def test_attack_db_writer_hides_a_holder_from_who_had_over_a_period(vault: Govern) -> None:
+    """bob held x-acme; the writer moves his grant to alice and deletes his reveal rows' traces
+    in the tables: the period answer comes from the verified log, not from the rows."""
+    vault.ok("access", "grant", "x-acme", "bob", "--reason", "launch")
+    vault.ok("secret", "show", "x-acme", as_="bob")
+    start = vault.ok("audit", "log", "--json").json()[0]["ts"]
+    sql(vault.db, "UPDATE access_grant SET person_id = :a WHERE person_id = :b",
+        a=person_id(vault.db, "alice"), b=person_id(vault.db, "bob"))  # fmt: skip
+    answer = vault("audit", "who-had", "x-acme", "--from", start, "--to", "now", "--json")
+    assert answer.code == 0, answer.err
+    assert "bob" in answer.out

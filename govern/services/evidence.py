@@ -159,6 +159,11 @@ def _members(raw: bytes) -> list[tuple[str, bytes]]:
             names = archive.namelist()
             if tuple(names) != MEMBERS:
                 raise ChainError(f"the pack holds {', '.join(names) or 'nothing'}, not the members of an evidence pack")
+            # A pack is stored, never compressed: a compressed member (a zip bomb handed to an
+            # auditor) is refused before a byte of it is inflated.
+            for info in archive.infolist():
+                if info.compress_type != zipfile.ZIP_STORED or info.file_size > len(raw):
+                    raise ChainError(f"{info.filename} is compressed or larger than the pack: not an evidence pack")
             return [(name, archive.read(name)) for name in names]
     except ChainError:
         raise
