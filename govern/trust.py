@@ -460,11 +460,17 @@ def unexplained_rows(session: Session, state: LogState) -> list[str]:
                 _ts(g.ends_at),
                 g.revoked_at is None,
                 g.expired_at is None,
+                g.granted_by,
+                g.reason,
             )
             for g in session.exec(select(Grant)).all()
         },
-        {i: (g.account, g.handle, g.until, g.revoked is None, g.expired is None) for i, g in state.grants.items()},
-        ("account", "holder", "end", "unrevoked", "unexpired"),
+        {
+            i: (g.account, g.handle, g.until, g.revoked is None, g.expired is None, g.by, g.reason)
+            for i, g in state.grants.items()
+        },
+        # Who granted it and why are shown to people deciding (and in notifications): the log's words.
+        ("account", "holder", "end", "unrevoked", "unexpired", "granted by", "reason"),
     )
     key_account = {k.id: (slug.get(k.account_id), k.retired_at is not None) for k in session.exec(select(DataKey))}
     findings += _diff(

@@ -421,3 +421,12 @@ def test_attack_db_writer_hides_a_holder_from_who_had_over_a_period(vault: Gover
     answer = vault("audit", "who-had", "x-acme", "--from", start, "--to", "now", "--json")
     assert answer.code == 0, answer.err
     assert "bob" in answer.out
+
+
+def test_attack_db_writer_rewrites_a_grants_reason_and_granter(vault: Govern) -> None:
+    """Who granted access and why are what a reviewer or an approver reads: rewritten in the
+    tables ("approved by the CEO"), they are not the log's words, and every command says so."""
+    vault.ok("access", "grant", "x-acme", "bob", "--reason", "launch")
+    sql(vault.db, "UPDATE access_grant SET reason = 'approved by the CEO, do not review', granted_by = 'ceo'")
+    assert "grant" in refused(vault("audit", "verify")).err
+    refused(vault("access", "grant", "x-acme", "alice", "--reason", "cover"))
