@@ -430,3 +430,26 @@ def test_attack_db_writer_rewrites_a_grants_reason_and_granter(vault: Govern) ->
     sql(vault.db, "UPDATE access_grant SET reason = 'approved by the CEO, do not review', granted_by = 'ceo'")
     assert "grant" in refused(vault("audit", "verify")).err
     refused(vault("access", "grant", "x-acme", "alice", "--reason", "cover"))
+
+
+def test_attack_db_writer_rewrites_a_followups_detail_before_the_resume(
+    vault: Govern, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``offboard start`` is interrupted once the case is planned; before it is resumed, the
+    writer says in x-acme's rotation step's free-form detail that it waits for recovery codes
+    (which bob never knew): the resumed revocation must not close it as 'nothing left to rotate'."""
+    vault.ok("access", "grant", "x-acme", "bob", "--reason", "team")
+
+    def interrupt(name: str) -> None:
+        if name == "offboard-planned":
+            raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr("offboarding.workflow.crashpoint", interrupt)
+        assert vault("offboard", "start", "bob", "--reason", "left the company").code != 0
+    rotate_x = _step(vault, "rotate-password", "x-acme")
+    _set_step(vault, rotate_x, "detail", json.dumps({"exposure": "recovery-codes"}))
+    vault.ok("offboard", "start", "bob", "--reason", "left the company")
+    assert next(s for s in _steps(vault) if s["step"] == rotate_x)["status"] == "open"
+    (status,) = vault.ok("rotation", "status", "--json").json()
+    assert [e["handle"] for e in status["exposed_to"]] == ["bob"]
