@@ -32,7 +32,8 @@ from audit.chain import EventRecord, SealRecord
 from audit.errors import ChainError
 from vault import IntegrityError, PublicKeys, RecoveryKey, verify_signature
 
-STATE_FORMAT = 2  # 2: offboarding cases keep their steps' kinds (an older cached state is re-verified)
+STATE_FORMAT = 3  # 2: offboarding cases keep their steps' kinds; 3: people keep their signed e-mail address
+# (an older cached state is re-verified from the genesis)
 
 # Actions only an admin may take.
 ADMIN_ACTIONS = frozenset(
@@ -160,6 +161,7 @@ class Person:
     invite_expires: str | None = None
     admin_periods: list[list[str | None]] = field(default_factory=list)
     sealed: str | None = None  # digest of the key blob of their last passphrase change (govern passwd)
+    email: str | None = None  # the address their signed ``staff.added`` gives (``govern notify`` writes to it)
 
 
 @dataclass
@@ -480,7 +482,10 @@ class LogState:
         role = str(data["role"])
         if role not in ("member", "manager", "admin", "auditor"):
             raise RuleBroken(f"unknown role {role!r}")
-        self.people[handle] = Person(handle=handle, role=role, status="invited")
+        email = data.get("email")
+        self.people[handle] = Person(
+            handle=handle, role=role, status="invited", email=email if isinstance(email, str) else None
+        )
 
     def _on_staff_invited(self, event: EventRecord, data: dict[str, Any]) -> None:
         person = self.people[str(event.subject)]

@@ -37,7 +37,7 @@ from sqlmodel import Session, select
 from audit.chain import EventRecord, verify_chain
 from audit.errors import ChainError
 from audit.log import format_ts
-from audit.state import LogState, key_blob_digest, sealed_digest
+from audit.state import Case, LogState, key_blob_digest, sealed_digest
 from audit.stream import SealCursor, head, stream_events
 from govern import validate
 from govern.errors import IntegrityFailure
@@ -460,11 +460,17 @@ def unexplained_rows(session: Session, state: LogState) -> list[str]:
                 _ts(g.ends_at),
                 g.revoked_at is None,
                 g.expired_at is None,
+                g.granted_by,
+                g.reason,
             )
             for g in session.exec(select(Grant)).all()
         },
-        {i: (g.account, g.handle, g.until, g.revoked is None, g.expired is None) for i, g in state.grants.items()},
-        ("account", "holder", "end", "unrevoked", "unexpired"),
+        {
+            i: (g.account, g.handle, g.until, g.revoked is None, g.expired is None, g.by, g.reason)
+            for i, g in state.grants.items()
+        },
+        # Who granted it and why are shown to people deciding (and in notifications): the log's words.
+        ("account", "holder", "end", "unrevoked", "unexpired", "granted by", "reason"),
     )
     key_account = {k.id: (slug.get(k.account_id), k.retired_at is not None) for k in session.exec(select(DataKey))}
     findings += _diff(
@@ -580,9 +586,15 @@ def _cases(session: Session, state: LogState, handle: dict[int | None, str]) -> 
     )
     closed: dict[tuple[int, int], str] = {}
     counts: dict[int, int] = {}
+    slug = {a.id: a.slug for a in session.exec(select(Account)).all()}
+    exposure_of = {
+        e.id: (slug.get(e.account_id), handle.get(e.person_id)) for e in session.exec(select(Exposure)).all()
+    }
     for step in session.exec(select(OffboardStep)).all():
         counts[step.case_id] = counts.get(step.case_id, 0) + 1
         case = state.cases.get(step.case_id)
+        if case is not None:
+            findings += _step_plan(step, case, slug.get(step.account_id), exposure_of)
         if case is not None and step.deadline is not None and format_ts(step.deadline)[:19] != case.deadline[:19]:
             findings.append(
                 f"offboarding step {step.case_id} {step.number}: its deadline {format_ts(step.deadline)[:19]} is not"
@@ -601,6 +613,39 @@ def _cases(session: Session, state: LogState, handle: dict[int | None, str]) -> 
         {(i, int(n)): how for i, c in state.cases.items() for n, how in c.closed_steps.items()},
         ("status",),
     )
+    return findings
+
+
+# Steps ``offboard start`` carries out itself (offboarding/plan.py); every other kind waits for a
+# rotation (closes itself) or for a person (manual).
+AUTOMATIC_STEPS = frozenset({"suspend", "cancel-requests", "reassign-owner", "remove-access"})
+
+
+def _step_plan(
+    step: OffboardStep,
+    case: Case,
+    account: str | None,
+    exposure_of: dict[int | None, tuple[str | None, str | None]],
+) -> list[str]:
+    """A step row must be the step the signed plan (``offboard.started``) names.
+
+    The commands read a step's kind, account and exposure from its row to decide what to
+    do (revoke which account's access, whether a person may close it by hand, which
+    rotation closes it), so a row relabelled behind govern's back would have an admin
+    close a rotation step as a manual one, or revoke the wrong account.
+    """
+    number = str(step.number)
+    label = f"offboarding step {step.case_id} {step.number}"
+    if number not in case.step_kinds:
+        return [] if not case.step_kinds else [f"{label} is not in the case's signed plan"]
+    findings = []
+    want = (case.step_kinds[number], case.step_accounts.get(number))
+    if (step.kind, account) != want or step.automatic != (want[0] in AUTOMATIC_STEPS):
+        findings.append(
+            f"{label}: it is {step.kind} of {account} in the tables but {want[0]} of {want[1]} in the signed plan"
+        )
+    if step.exposure_id is not None and exposure_of.get(step.exposure_id) != (want[1], case.handle):
+        findings.append(f"{label} waits for an exposure that is not {case.handle}'s of {want[1]}")
     return findings
 
 

@@ -29,10 +29,13 @@ from govern.models import (
 from govern.services.access import revoke_grants
 from govern.services.common import get_person, require_role
 from govern.timeutil import format_time
-from offboarding.plan import build_plan
+from offboarding.plan import FOLLOW_UP, build_plan
 
 DEFAULT_DEADLINE = timedelta(hours=24)
 Progress = Callable[[int, int, str], None]
+
+# follow-up step kind -> the kind of exposure whose clearing it waits for
+WAITS_FOR = {step_kind: exposure for exposure, (step_kind, _title) in FOLLOW_UP.items()}
 
 
 def _no_progress(_done: int, _total: int, _what: str) -> None:
@@ -301,7 +304,9 @@ def _remove_access(tx: WriteTx, me: Unlocked, case: OffboardCase, account: Accou
             OffboardStep.status == "open",
         )
     ).all():
-        kind = json.loads(follow_up.detail).get("exposure")
+        # What the step waits for follows from its kind, which the signed plan fixes (the row's
+        # free-form detail does not: rewritten, it would close a rotation step as done).
+        kind = WAITS_FOR.get(follow_up.kind)
         if kind is None:
             continue
         waiting_for = by_kind.get(kind)

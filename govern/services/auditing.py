@@ -118,7 +118,11 @@ def query_events(
 
 
 def verify_export_file(
-    export: Path, *, checkpoint: Path | None = None, keys: dict[str, tuple[str, bytes]] | None = None
+    export: Path,
+    *,
+    checkpoint: Path | None = None,
+    keys: dict[str, tuple[str, bytes]] | None = None,
+    roles: dict[str, tuple[str, str]] | None = None,
 ) -> dict[str, Any]:
     """Verify a JSONL export offline: no database, no passphrase.
 
@@ -163,6 +167,8 @@ def verify_export_file(
         anchored.append(f"checkpoint (event {seq})")
     if keys is not None:
         keys.update(result.keys)  # for a caller that checks more signatures (an evidence pack)
+    if roles is not None:  # (role, status) of each person at the export's head, as its log proves them
+        roles.update({h: (p.role, p.status) for h, p in result.state.people.items()})
     return {
         "source": str(export),
         "vault_id": header.get("vault_id"),

@@ -159,6 +159,11 @@ def _members(raw: bytes) -> list[tuple[str, bytes]]:
             names = archive.namelist()
             if tuple(names) != MEMBERS:
                 raise ChainError(f"the pack holds {', '.join(names) or 'nothing'}, not the members of an evidence pack")
+            # A pack is stored, never compressed: a compressed member (a zip bomb handed to an
+            # auditor) is refused before a byte of it is inflated.
+            for info in archive.infolist():
+                if info.compress_type != zipfile.ZIP_STORED or info.file_size > len(raw):
+                    raise ChainError(f"{info.filename} is compressed or larger than the pack: not an evidence pack")
             return [(name, archive.read(name)) for name in names]
     except ChainError:
         raise
@@ -192,14 +197,21 @@ def verify_evidence(path: Path) -> dict[str, Any]:
     body = dict(members)
     manifest, signature = _manifest(body)
     keys: dict[str, tuple[str, bytes]] = {}
+    roles: dict[str, tuple[str, str]] = {}
     with _private_folder() as folder:
         for name in ("events.jsonl", "checkpoint.json"):
             (folder / name).write_bytes(body[name])
             os.chmod(folder / name, 0o600)
-        result = auditing_verify(folder / "events.jsonl", folder / "checkpoint.json", keys)
+        result = auditing_verify(folder / "events.jsonl", folder / "checkpoint.json", keys, roles)
     owner_key = keys.get(str(manifest.get("key")))
     if owner_key is None or owner_key[0] != manifest.get("generated_by"):
         raise ChainError("the manifest is signed with a key its log does not give its signer")
+    # Only an active admin or auditor produces packs: the report is not recomputed from the export
+    # here, so a pack signed by anyone else (a member writing their own report) is refused.
+    if roles.get(owner_key[0]) not in (("admin", "active"), ("auditor", "active")):
+        raise ChainError(
+            f"the manifest is signed by {owner_key[0]}, who was not an active admin or auditor at the export's head"
+        )
     try:
         verify_signature(owner_key[1], _SIGNED + body["manifest.json"], signature)
     except IntegrityError:
@@ -235,10 +247,12 @@ def verify_evidence(path: Path) -> dict[str, Any]:
     }
 
 
-def auditing_verify(export: Path, checkpoint: Path, keys: dict[str, tuple[str, bytes]]) -> dict[str, Any]:
+def auditing_verify(
+    export: Path, checkpoint: Path, keys: dict[str, tuple[str, bytes]], roles: dict[str, tuple[str, str]]
+) -> dict[str, Any]:
     from govern.services.auditing import verify_export_file
 
     try:
-        return verify_export_file(export, checkpoint=checkpoint, keys=keys)
+        return verify_export_file(export, checkpoint=checkpoint, keys=keys, roles=roles)
     except InvalidInput as exc:
         raise ChainError(f"the pack's export or checkpoint is unreadable: {exc}") from None

@@ -40,10 +40,12 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
-from audit.models import AuditEvent
+from audit.chain import EventRecord
+from audit.state import LogState
+from audit.stream import stream_events
 from govern import validate
 from govern.context import Context, verified_reading
-from govern.errors import Denied, GovernError, InvalidInput, Unavailable
+from govern.errors import Denied, GovernError, IntegrityFailure, InvalidInput, Unavailable
 from govern.models import Person
 from govern.services.inbox import items_for, vault_items
 from govern.settings import APP_NAME, state_dir
@@ -337,25 +339,55 @@ def _line_of(item: dict[str, Any]) -> Line:
     return Line(item["key"], item["severity"], f"[{item['severity']}] {where}{item['what']}")
 
 
-def _signed_emails(session: Session, upto: int) -> dict[str, str]:
-    """E-mail addresses from the signed ``staff.added`` events (never from the ``person`` rows)."""
+def _signed_emails(state: LogState) -> dict[str, str]:
+    """E-mail addresses from the signed ``staff.added`` events, as the verified log gives them.
+
+    Never from the ``person`` rows, nor from the ``audit_event`` rows: a client verifies only
+    what is new since its pin, so an older event's row rewritten behind its back (an attacker's
+    address in someone's ``staff.added``) would be read but never checked again.
+    """
     out: dict[str, str] = {}
-    rows = session.exec(
-        select(AuditEvent)
-        .where(AuditEvent.action == "staff.added", col(AuditEvent.seq) <= upto)
-        .order_by(col(AuditEvent.seq))
-    ).all()
-    for event in rows:
+    for handle, person in state.people.items():
         try:
-            email = json.loads(event.data).get("email")
-            if event.subject and isinstance(email, str):
-                out[event.subject] = validate.email(email)
-        except (ValueError, AttributeError, InvalidInput):
+            if person.email is not None:
+                out[handle] = validate.email(person.email)
+        except InvalidInput:
             continue
     return out
 
 
-def _event_lines(session: Session, after: int, upto: int) -> dict[str, list[Line]]:
+_NEWS = frozenset(
+    {
+        "access.approved",
+        "access.denied",
+        "access.granted",
+        "access.revoked",
+        "access.extended",
+        "offboard.started",
+        "offboard.completed",
+    }
+)
+
+
+def _chained_to_head(session: Session, after: int, upto: int, head: str) -> list[EventRecord]:
+    """The events ``after < seq <= upto``, each proven by the hash chain to lead to the verified head.
+
+    A client verifies only what is new since its pin, so rows below it could have been
+    rewritten since; each one here must hash to what the next one names as its ``prev``,
+    up to the event at ``upto`` whose hash the verified state holds.
+    """
+    events = [e for e in stream_events(session, after=after) if e.seq <= upto]
+    expected = head
+    for event in reversed(events):
+        if event.hash != expected or event.computed_hash() != event.hash:
+            raise IntegrityFailure(f"event {event.seq} is not the one this client verified: the log was rewritten")
+        expected = event.prev
+    if [e.seq for e in events] != list(range(after + 1, upto + 1)):
+        raise IntegrityFailure("the log has gaps since the last notification: it was rewritten")
+    return events
+
+
+def _event_lines(session: Session, after: int, upto: int, head: str) -> dict[str, list[Line]]:
     """What happened since the previous run that the people concerned should hear of."""
     out: dict[str, list[Line]] = {}
     admins = [
@@ -366,24 +398,7 @@ def _event_lines(session: Session, after: int, upto: int) -> dict[str, list[Line
         for handle in dict.fromkeys(handles):
             out.setdefault(handle, []).append(Line(f"event:{seq}", "info", f"[news] {text}"))
 
-    rows = session.exec(
-        select(AuditEvent)
-        .where(col(AuditEvent.seq) > after, col(AuditEvent.seq) <= upto)
-        .where(
-            col(AuditEvent.action).in_(
-                [
-                    "access.approved",
-                    "access.denied",
-                    "access.granted",
-                    "access.revoked",
-                    "access.extended",
-                    "offboard.started",
-                    "offboard.completed",
-                ]
-            )
-        )
-        .order_by(col(AuditEvent.seq))
-    ).all()
+    rows = [event for event in _chained_to_head(session, after, upto, head) if event.action in _NEWS]
     for event in rows:
         try:
             data = json.loads(event.data)
@@ -418,10 +433,11 @@ def _merge(*groups: list[Line]) -> list[Line]:
     return list(seen.values())
 
 
-def plan(session: Session, state_seq: int, last_seq: int | None, cfg: NotifyConfig, now: datetime) -> list[Digest]:
+def plan(session: Session, state: LogState, last_seq: int | None, cfg: NotifyConfig, now: datetime) -> list[Digest]:
     """Every digest this run could send (before the memory of what was sent filters it)."""
-    emails = {**_signed_emails(session, state_seq), **cfg.people}
-    news = {} if last_seq is None else _event_lines(session, last_seq, state_seq)
+    state_seq = state.seq
+    emails = {**_signed_emails(state), **cfg.people}
+    news = {} if last_seq is None else _event_lines(session, last_seq, state_seq, state.head)
     everything = [_line_of(i) for i in vault_items(session, now)]
     digests = []
     people = session.exec(select(Person).where(Person.status == "active").order_by(col(Person.handle))).all()
@@ -684,7 +700,7 @@ def notify(ctx: Context, cfg: NotifyConfig, *, dry_run: bool) -> dict[str, Any]:
         vault_id = state.vault_id
         now = ctx.now()
         memory = load_memory(vault_id)
-        digests = plan(session, state.seq, memory.last_seq, cfg, now)
+        digests = plan(session, state, memory.last_seq, cfg, now)
         upto = state.seq
     report: list[dict[str, Any]] = []
     failures: list[str] = []
