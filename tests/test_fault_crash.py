@@ -140,12 +140,30 @@ def crash(args: list[str], stdin: str, env: dict[str, str], point: str | None, d
     return proc.wait(timeout=120)
 
 
+def run_time(template: Template, op: str, folder: Path, monkeypatch: pytest.MonkeyPatch) -> float:
+    """How long the command takes, uncrashed, on a copy of the template (on this machine, now)."""
+    folder.mkdir()
+    url = copy_vault(template, folder)
+    monkeypatch.setenv("GOVERN_STATE_DIR", str(folder / "state"))
+    args, stdin = command(op, template)
+    started = time.monotonic()
+    code = crash(args, stdin, subprocess_env(url, folder / "home", folder / "state"), None, 600.0)
+    assert code == 0, f"{op} does not run uncrashed: exit {code}"
+    return time.monotonic() - started
+
+
 def count(url: str, action: str, account: str | None = None) -> int:
     return sum(1 for e in events_of(url) if e["action"] == action and (account is None or e["account"] == account))
 
 
 def trial(
-    template: Template, op: str, rng: random.Random, folder: Path, monkeypatch: pytest.MonkeyPatch, tally: Tally
+    template: Template,
+    op: str,
+    rng: random.Random,
+    folder: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    tally: Tally,
+    span: float,
 ) -> None:
     folder.mkdir()
     url = copy_vault(template, folder)
@@ -156,7 +174,9 @@ def trial(
         point = rng.choice(OFFBOARD_POINTS if op == "offboard-start" and rng.random() < 0.7 else ("before-commit",))
         delay = 0.0
     else:
-        point, delay = None, rng.uniform(0.05, 1.8)
+        # Up to a little past the command's measured run time: kills land before, during and
+        # after its commit whatever the machine's load.
+        point, delay = None, rng.uniform(0.05, span)
     code = crash(args, stdin, subprocess_env(url, folder / "home", folder / "state"), point, delay)
     where = f"{op} trial {folder.name} ({point or f'kill after {delay:.2f}s'}, exit {code})"
     tally.extra["killed" if code == -9 else f"finished before the kill (exit {code})"] += 1
@@ -237,8 +257,10 @@ def test_kill_9_then_next_command_works(
     rng = random.Random(f"{SEED}:{template.backend}:{op}")  # noqa: S311  (kill timing, not cryptography)
     tally = Tally(f"crash {op} {template.backend}")
     monkeypatch.setenv("GOVERN_CACHE_TTL", "0")
+    span = 1.25 * run_time(template, op, tmp_path / "calibration", monkeypatch)
+    tally.extra[f"kills drawn in 0.05-{span:.2f}s"] += 1
     for n in range(trials):
-        trial(template, op, rng, tmp_path / f"t{n}", monkeypatch, tally)
+        trial(template, op, rng, tmp_path / f"t{n}", monkeypatch, tally, span)
     figures = tally.report()
     assert not tally.defects, f"seed {SEED}:\n{figures}"
     assert tally.tracebacks == 0, figures
