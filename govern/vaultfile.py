@@ -16,13 +16,9 @@ from pathlib import Path
 
 from govern.errors import Conflict, IntegrityFailure, InvalidInput, NotFound, Unavailable
 
-SQLITE_HEADER = b"SQLite format 3\x00"
 SIDECAR_SUFFIXES = ("-wal", "-shm", "-journal")
 # Tables every govern schema since the first revision has.
 GOVERN_TABLES = frozenset({"alembic_version", "vault", "person", "audit_event", "audit_seal"})
-_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
-_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
-_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 
 
 def sidecars(path: Path) -> list[Path]:
@@ -105,37 +101,28 @@ def _check_regular_vault_file(path: Path, info: os.stat_result) -> None:
         raise _Untouched(path, describe(info.st_mode))
     if info.st_size == 0:
         raise _Untouched(path, "an empty file")
-    header = _read_header(path)
-    if not header.startswith(SQLITE_HEADER):
-        raise _Untouched(path, "not an SQLite database (if it was a vault, it is damaged: restore it from a backup)")
     for sidecar in sidecars(path):
         sidecar_info = _lstat(sidecar)
         if sidecar_info is not None and not stat.S_ISREG(sidecar_info.st_mode):
-            raise InvalidInput(
-                f"{sidecar} is {describe(sidecar_info.st_mode)}: a vault's journal must be a regular file"
-            )
+            what = describe(sidecar_info.st_mode)
+            raise InvalidInput(f"{sidecar} is {what}: a vault's journal must be a regular file")
     tables = _tables(path)
     if not tables >= GOVERN_TABLES:
         raise _Untouched(path, "an SQLite database of another program")
 
 
-def _read_header(path: Path) -> bytes:
-    try:
-        fd = os.open(path, os.O_RDONLY | _NOFOLLOW | _NONBLOCK | _CLOEXEC)
-    except OSError as exc:
-        raise InvalidInput(f"cannot read {path}: {exc.strerror}") from None
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):  # swapped since lstat
-            raise InvalidInput(f"{path} changed while it was checked: nothing was changed")
-        return os.read(fd, len(SQLITE_HEADER))
-    except OSError as exc:
-        raise InvalidInput(f"cannot read {path}: {exc.strerror}") from None
-    finally:
-        os.close(fd)
+# SQLite's own result codes (``sqlite3.Error.sqlite_errorcode``, primary code in the low byte).
+_SQLITE_NOTADB = 26
+_SQLITE_CORRUPT = 11
 
 
 def _tables(path: Path) -> set[str]:
-    """The table names, read on a read-only connection (it never creates a file)."""
+    """The table names, read on a read-only connection (it never creates or writes a file).
+
+    The file is read only through SQLite, never with a raw ``open``/``close`` of our own:
+    closing any descriptor of a database file drops every POSIX lock this process holds on
+    it, including those of connections still open, which is how SQLite files get corrupted.
+    """
     uri = f"{path.absolute().as_uri()}?mode=ro"
     try:
         connection = sqlite3.connect(uri, uri=True, timeout=10)
@@ -143,13 +130,17 @@ def _tables(path: Path) -> set[str]:
         raise Unavailable(f"cannot open {path}: {exc}") from None
     try:
         rows = connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
-    except sqlite3.OperationalError as exc:
-        message = str(exc)
-        if "locked" in message or "busy" in message or "unable to open" in message:
-            raise Unavailable(f"cannot read {path} now: {message}") from None
-        raise IntegrityFailure(f"the vault file {path} is damaged ({message}): restore it from a backup") from None
-    except sqlite3.DatabaseError as exc:
-        raise IntegrityFailure(f"the vault file {path} is damaged ({exc}): restore it from a backup") from None
+    except sqlite3.Error as exc:
+        code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
+        if code == _SQLITE_NOTADB:
+            raise _Untouched(
+                path, "not an SQLite database (if it was a vault, it is damaged: restore it from a backup)"
+            ) from None
+        if code == _SQLITE_CORRUPT or (
+            isinstance(exc, sqlite3.DatabaseError) and not isinstance(exc, sqlite3.OperationalError)
+        ):
+            raise IntegrityFailure(f"the vault file {path} is damaged ({exc}): restore it from a backup") from None
+        raise Unavailable(f"cannot read {path} now: {exc}") from None
     finally:
         connection.close()
     return {str(row[0]) for row in rows}
@@ -159,16 +150,12 @@ def tighten(path: Path) -> None:
     """Make a verified vault and its journals 0600 (regular files only, links never followed)."""
     for candidate in (path, *sidecars(path)):
         try:
-            fd = os.open(candidate, os.O_RDONLY | _NOFOLLOW | _NONBLOCK | _CLOEXEC)
+            info = candidate.lstat()
+            if stat.S_ISREG(info.st_mode) and stat.S_IMODE(info.st_mode) != 0o600:
+                # By path, not through a descriptor: opening and closing a database file would
+                # drop this process's SQLite locks on it (see _tables).
+                os.chmod(candidate, 0o600)
         except FileNotFoundError:
             continue
         except OSError as exc:
             raise InvalidInput(f"cannot protect {candidate}: {exc.strerror}") from None
-        try:
-            info = os.fstat(fd)
-            if stat.S_ISREG(info.st_mode) and stat.S_IMODE(info.st_mode) != 0o600:
-                os.fchmod(fd, 0o600)
-        except OSError as exc:
-            raise InvalidInput(f"cannot protect {candidate}: {exc.strerror}") from None
-        finally:
-            os.close(fd)
