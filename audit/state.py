@@ -32,7 +32,8 @@ from audit.chain import EventRecord, SealRecord
 from audit.errors import ChainError
 from vault import IntegrityError, PublicKeys, RecoveryKey, verify_signature
 
-STATE_FORMAT = 3  # 2: offboarding cases keep their steps' kinds; 3: people keep their signed e-mail address
+STATE_FORMAT = 4  # 2: offboarding cases keep their steps' kinds; 3: people keep their signed e-mail address;
+# 4: every wrap ever made and knowledge records by version (exposure computed from the log, issue 19)
 # (an older cached state is re-verified from the genesis)
 
 # Actions only an admin may take.
@@ -65,6 +66,8 @@ HOLDER_ACTIONS = frozenset(
     {"secret.set", "secret.revealed", "rotation.started", "rotation.confirmed", "rotation.aborted"}
 )
 KINDS = {"password": "password", "totp-uri": "totp", "recovery-codes": "recovery-codes"}
+# Offboarding follow-up step kind of each exposure kind (offboarding/plan.py titles them).
+FOLLOW_UP_STEPS = {"password": "rotate-password", "totp": "reenrol-totp", "recovery-codes": "regenerate-recovery-codes"}
 # Why a reveal was refused (``secret.denied``): no live grant, an auditor, an earlier version.
 DENIALS = frozenset({"no-grant", "auditor", "earlier-version"})
 
@@ -259,6 +262,9 @@ class LogState:
     knowledge: set[tuple[str, str]] = field(default_factory=set)  # account, handle
     cases: dict[int, Case] = field(default_factory=dict)
     last_ts: str = ""  # events never go back in time
+    # Issue 19: the state computes exposure and the offboarding plan itself (rows only index).
+    wrapped: set[tuple[int, str]] = field(default_factory=set)  # every (data key, fingerprint) ever wrapped
+    known_versions: set[tuple[str, str, int]] = field(default_factory=set)  # account, handle, version recorded
     # (transaction, actor, "init" or the recovered admin's key) while init or a recovery is replayed
     _boot: tuple[str, str, str] | None = field(default=None, init=False, repr=False, compare=False)
     # what this transaction did so far: approvals by its actor, accounts it set a new value of
@@ -726,8 +732,12 @@ class LogState:
             raise RuleBroken("only the requester may withdraw a request")
         self._decide(event, data, "withdrawn")
 
-    def _on_access_recorded(self, event: EventRecord, _data: dict[str, Any]) -> None:
-        self.knowledge.add((str(event.account), str(event.subject)))
+    def _on_access_recorded(self, event: EventRecord, data: dict[str, Any]) -> None:
+        slug, number = str(event.account), int(data["version"])
+        if self.version(slug, number) is None or str(event.subject) not in self.people:
+            raise RuleBroken(f"a knowledge record of version {number} of {slug}, which does not exist")
+        self.knowledge.add((slug, str(event.subject)))
+        self.known_versions.add((slug, str(event.subject), number))
 
     # -- keys and versions ----------------------------------------------------------------
 
@@ -738,6 +748,7 @@ class LogState:
         if fingerprint not in self.may_receive(slug, ts):
             raise RuleBroken(f"data key {key_id} of {slug} wrapped to {fingerprint}, who may not hold it")
         self.wraps.add((key_id, fingerprint))
+        self.wrapped.add((key_id, fingerprint))
 
     def _on_key_created(self, event: EventRecord, data: dict[str, Any]) -> None:
         slug = str(event.account)
@@ -780,8 +791,19 @@ class LogState:
         ):
             raise RuleBroken(f"{event.actor} took {subject}'s keys of {slug}, who still holds it")
         self._removed(data)
+        known = set(self.known_secrets(slug, subject))
         for mark in data.get("exposed", []):
-            self.exposures.add((str(event.account), int(mark["version"]), str(event.subject), str(mark["kind"])))
+            if (str(mark["kind"]), int(mark["version"])) not in known:
+                raise RuleBroken(f"key.unwrapped marks {subject} exposed to {mark['kind']} of {slug} version"
+                                 f" {mark['version']}, which the log does not say they may know")  # fmt: skip
+            self.exposures.add((slug, int(mark["version"]), subject, str(mark["kind"])))
+        unmarked = self.unmarked_exposure(slug, subject)
+        if unmarked:
+            kind, number = unmarked[0]
+            raise RuleBroken(
+                f"key.unwrapped leaves {subject}'s knowledge of {kind} of {slug} version {number} unmarked:"
+                " its exposed list is not the one the log gives"
+            )
 
     def _on_key_retired(self, event: EventRecord, data: dict[str, Any]) -> None:
         slug = str(event.account)
@@ -924,6 +946,11 @@ class LogState:
         plan = {str(n): str(account) for n, _kind, account in data["plan"] if account is not None}
         if len(data["plan"]) != int(data["steps"]):
             raise RuleBroken(f"case {case_id} plans {len(data['plan'])} steps but says {data['steps']}")
+        if [int(n) for n, _kind, _account in data["plan"]] != list(range(1, len(data["plan"]) + 1)):
+            raise RuleBroken(f"case {case_id} numbers its steps out of order")
+        self._check_plan(
+            str(event.subject), [(str(kind), None if a is None else str(a)) for _n, kind, a in data["plan"]]
+        )
         self.cases[case_id] = Case(
             id=case_id,
             handle=str(event.subject),
@@ -942,6 +969,16 @@ class LogState:
 
     def _on_offboard_step_done(self, _event: EventRecord, data: dict[str, Any]) -> None:
         self._close_step(data, "done")
+        case = self.cases[int(data["case"])]
+        step = str(int(data["step"]))
+        account = case.step_accounts.get(step)
+        if case.step_kinds.get(step) == "remove-access" and account is not None:
+            unmarked = self.unmarked_exposure(account, case.handle)
+            if unmarked:
+                raise RuleBroken(
+                    f"step {step} of case {case.id} removed {case.handle}'s access to {account} without marking"
+                    f" what they may know ({unmarked[0][0]} of version {unmarked[0][1]}) exposed"
+                )
         for number in data.get("followups_closed", []):
             self._close_step({"case": data["case"], "step": number}, "done")
 
@@ -981,6 +1018,121 @@ class LogState:
             raise RuleBroken(f"case {case.id} completed with steps still open")
         case.status = "closed"
 
+    # -- issue 19: what the log itself says a person may know, and what offboarding them is ------
+    # The services take exposure and the offboarding plan from here (rows only index them), and
+    # the rules check every signed claim about them (``key.unwrapped``'s ``exposed`` list, the
+    # plan of ``offboard.started``, a closed remove-access step) against the same computation.
+
+    def keys_of(self, handle: str) -> set[str]:
+        """Every key fingerprint that ever belonged to ``handle`` (a key has one owner for ever)."""
+        return {fp for fp, key in self.keys.items() if key.owner == handle}
+
+    def _lineage(self, newest_first: list[Version], name: str) -> list[Version]:
+        """The versions carrying the current value of field ``name``: newest first, back to its change."""
+        out: list[Version] = []
+        for version in newest_first:
+            if version.status == "pending":
+                continue
+            if name not in version.fields:
+                return out
+            out.append(version)
+            if name in version.changed:
+                break
+        return out
+
+    def known_secrets(self, account: str, handle: str) -> list[tuple[str, int]]:
+        """``(kind, version)`` pairs of ``account`` whose value ``handle`` may know (govern/exposure.py).
+
+        A kind's current value is known when any version carrying it was sealed under a data
+        key ever wrapped to one of their keys, or (the password) when a signed knowledge record
+        names one of those versions; a pending password when its key was wrapped to them.
+        ``version`` is the one to rotate: the current one, or the pending one.
+        """
+        versions = sorted(
+            (v for v in self.versions.get(account, {}).values() if v.status != "aborted"),
+            key=lambda v: v.number,
+            reverse=True,
+        )
+        fingerprints = self.keys_of(handle)
+        keys = {key_id for key_id, fp in self.wrapped if fp in fingerprints}
+        current = next((v for v in versions if v.status == "current"), None)
+        found: list[tuple[str, int]] = []
+        if current is not None:
+            for name, kind in KINDS.items():
+                chain = self._lineage(versions, name)
+                if chain and any(v.data_key in keys for v in chain):
+                    found.append((kind, current.number))
+            if not any(kind == "password" for kind, _n in found):
+                recorded = {n for a, h, n in self.known_versions if a == account and h == handle}
+                if any(v.number in recorded for v in self._lineage(versions, "password")):
+                    found.append(("password", current.number))
+        pending = next((v for v in versions if v.status == "pending"), None)
+        if pending is not None and pending.data_key in keys and "password" in pending.fields:
+            found.append(("password", pending.number))
+        return found
+
+    def touched_accounts(self, handle: str) -> list[str]:
+        """Every account ``handle`` holds, held, could decrypt or is recorded as knowing."""
+        touched = {g.account for g in self.grants.values() if g.handle == handle}
+        fingerprints = self.keys_of(handle)
+        touched |= {
+            self.data_keys[key_id].account
+            for key_id, fp in self.wrapped | self.wraps
+            if fp in fingerprints and key_id in self.data_keys
+        }
+        touched |= {a for a, h in self.knowledge if h == handle}
+        return sorted(touched)
+
+    def exposure_open(self, account: str, handle: str, kind: str, number: int) -> bool:
+        """An uncleared exposure of ``handle`` to the value ``(kind, version number)`` holds."""
+        pending = self.versions[account][number].status == "pending"
+        for slug, exposed, who, what in self.exposures:
+            if (slug, who, what) != (account, handle, kind):
+                continue
+            version = self.versions[account].get(exposed)
+            if version is not None and (exposed == number if pending else version.status != "pending"):
+                return True
+        return False
+
+    def unmarked_exposure(self, account: str, handle: str) -> list[tuple[str, int]]:
+        """What ``handle`` may know of ``account`` that no open exposure records (should be empty)."""
+        return [
+            (kind, n)
+            for kind, n in self.known_secrets(account, handle)
+            if not self.exposure_open(account, handle, kind, n)
+        ]
+
+    def offboarding_plan(self, handle: str) -> list[tuple[str, str | None]]:
+        """The ``(step kind, account)`` steps of offboarding ``handle`` that the log decides.
+
+        In the order ``offboard start`` runs them; the platform's manual steps (one list per
+        touched account, from govern's platform rules) are added by the planner and are the
+        only other steps a signed plan may carry.
+        """
+        steps: list[tuple[str, str | None]] = [("suspend", None)]
+        if any(r[1] == handle and r[2] == "pending" for r in self.requests.values()):
+            steps.append(("cancel-requests", None))
+        steps += [("reassign-owner", slug) for slug in sorted(self.accounts) if self.accounts[slug].owner == handle]
+        touched = self.touched_accounts(handle)
+        steps += [("remove-access", slug) for slug in touched]
+        for slug in touched:
+            kinds = sorted({kind for kind, _n in self.known_secrets(slug, handle)})
+            steps += [(FOLLOW_UP_STEPS[kind], slug) for kind in kinds]
+        return steps
+
+    def _check_plan(self, handle: str, plan: list[tuple[str, str | None]]) -> None:
+        expected = self.offboarding_plan(handle)
+        touched = set(self.touched_accounts(handle))
+        decided = [step for step in plan if step[0] != "manual"]
+        manual_ok = all(account in touched for kind, account in plan if kind == "manual")
+        if decided != expected or not manual_ok:
+            missing = [f"{k} {a or ''}".strip() for k, a in expected if (k, a) not in decided]
+            extra = [f"{k} {a or ''}".strip() for k, a in decided if (k, a) not in expected]
+            raise RuleBroken(
+                f"an offboarding plan of {handle} that is not the one the log gives"
+                f" (missing: {', '.join(missing) or 'none'}; not due: {', '.join(extra) or 'none'})"
+            )
+
     # -- serialisation --------------------------------------------------------------------
 
     def to_json(self) -> dict[str, Any]:
@@ -999,6 +1151,8 @@ class LogState:
         raw["exposures"] = sorted([list(e) for e in self.exposures])
         raw["acks"] = sorted([list(a) for a in self.acks])
         raw["knowledge"] = sorted([list(k) for k in self.knowledge])
+        raw["wrapped"] = sorted([list(w) for w in self.wrapped])
+        raw["known_versions"] = sorted([list(k) for k in self.known_versions])
         raw["versions"] = {slug: {str(n): asdict(v) for n, v in vs.items()} for slug, vs in self.versions.items()}
         raw.pop("_boot", None)
         raw.pop("_tx", None)
@@ -1039,6 +1193,8 @@ class LogState:
             review_decisions={str(k): str(v) for k, v in raw["review_decisions"].items()},
             knowledge={(str(a), str(h)) for a, h in raw["knowledge"]},
             cases={int(i): Case(**c) for i, c in raw["cases"].items()},
+            wrapped={(int(k), str(f)) for k, f in raw["wrapped"]},
+            known_versions={(str(a), str(h), int(n)) for a, h, n in raw["known_versions"]},
         )
         return state
 

@@ -29,13 +29,11 @@ from govern.models import (
 from govern.services.access import revoke_grants
 from govern.services.common import get_person, require_role
 from govern.timeutil import format_time
-from offboarding.plan import FOLLOW_UP, build_plan
+from govern.trust import verify_from_pin
+from offboarding.plan import WAITS_FOR, build_plan
 
 DEFAULT_DEADLINE = timedelta(hours=24)
 Progress = Callable[[int, int, str], None]
-
-# follow-up step kind -> the kind of exposure whose clearing it waits for
-WAITS_FOR = {step_kind: exposure for exposure, (step_kind, _title) in FOLLOW_UP.items()}
 
 
 def _no_progress(_done: int, _total: int, _what: str) -> None:
@@ -74,7 +72,7 @@ def start(
     with ctx.store.read() as session:
         actor, leaver, case = _check_start(session, ctx, handle)
         if dry_run:
-            planned = build_plan(session, leaver, actor)
+            planned = build_plan(verify_from_pin(session, ctx.db_url, progress=ctx.progress), leaver, actor)
             return {
                 "handle": handle,
                 "dry_run": True,
@@ -119,7 +117,7 @@ def _open_case(ctx: Context, handle: str, *, reason: str, effective: datetime | 
         if case is not None:  # another admin opened it meanwhile
             assert case.id is not None
             return case.id
-        planned = build_plan(session, leaver, me.person)
+        planned = build_plan(tx.state, leaver, me.person)
         assert leaver.id is not None
         case = OffboardCase(
             person_id=leaver.id,

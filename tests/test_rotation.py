@@ -12,6 +12,9 @@ from sqlalchemy import create_engine
 from sqlhelp import sql
 from sqlmodel import Session, select
 
+from audit.chain import verify_chain
+from audit.state import LogState
+from audit.stream import SealCursor, stream_events
 from govern.exposure import known_secrets
 from govern.models import Account, Person
 from govern.platforms import CATALOGUE, generate_password, meets_rules
@@ -204,7 +207,9 @@ def test_exposure_is_computed_from_history(vault: Govern) -> None:
         with Session(engine) as session:
             account = session.exec(select(Account).where(Account.slug == "x-acme")).one()
             bob = session.exec(select(Person).where(Person.handle == "bob")).one()
-            known = sorted(kind for kind, _version in known_secrets(session, account, bob))
+            state = LogState()
+            verify_chain(stream_events(session), SealCursor(session), state=state)
+            known = sorted(kind for kind, _version in known_secrets(session, state, account, bob))
     finally:
         engine.dispose()
     assert known == ["totp"]
