@@ -21,51 +21,151 @@ keys, live grants, owners, caps, the recovery key, commitments), and serialises 
 so that a client can keep it beside its pin and verify only what is new.
 """
 
+from __future__ import annotations
+
 import base64
 import hashlib
 import json
 import re
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
 
-from audit.chain import EventRecord, SealRecord
-from audit.errors import ChainError
+from audit.errors import ChainError, RuleViolation
 from vault import IntegrityError, PublicKeys, RecoveryKey, verify_signature
+
+if TYPE_CHECKING:  # annotations only: audit.chain imports this module (no import cycle)
+    from audit.chain import EventRecord, SealRecord
 
 STATE_FORMAT = 4  # 2: offboarding cases keep their steps' kinds; 3: people keep their signed e-mail address;
 # 4: every wrap ever made and knowledge records by version (exposure computed from the log, issue 19)
 # (an older cached state is re-verified from the genesis)
 
+
+@dataclass(frozen=True)
+class Rule:
+    """Who may sign an event type, about whom, and what it must be consistent with."""
+
+    roles: frozenset[str]  # the signer's role at that moment
+    who: str  # admin | admin or owner | admin or holder | self | anyone | (introductions)
+    about: str
+    consistent: str
+
+
+_ALL = frozenset({"admin", "manager", "member", "auditor"})
+_ADMIN = frozenset({"admin"})
+_USERS = frozenset({"admin", "manager", "member"})  # everyone but auditors, who never decrypt
+
+
+def _r(roles: frozenset[str], who: str, about: str, consistent: str) -> Rule:
+    return Rule(roles, who, about, consistent)
+
+
+# The rules of the log, as a table: every event type govern writes, who may sign it, about whom,
+# and what the state must say for it to be accepted. Anything else is refused (closed by
+# default). docs/security.md carries this table (tests/test_docs.py keeps them in sync); the
+# handlers below check the "consistent with" column.
+# fmt: off
+RULES: dict[str, Rule] = {
+    "vault.initialised": _r(_ADMIN, "genesis", "the vault", "first event only; recovery key fingerprint matches"),
+    "vault.recovered": _r(_ADMIN, "recovery key", "a new admin", "signed by the vault's recovery key"),
+    "staff.added": _r(_ADMIN, "admin", "a new person", "new handle; known role (init/recovery: itself as admin)"),
+    "staff.invited": _r(_ADMIN, "admin", "an invited person", "person is invited; 32-byte enrolment key"),
+    "staff.enrolled": _r(_ALL, "self", "the invited person", "signed with the invitation's code, before it expires"),
+    "staff.role_changed": _r(_ADMIN, "admin", "a person", "'from' is the person's role in the log"),
+    "staff.offboarded": _r(_ADMIN, "admin", "a person", "person exists"),
+    "staff.passphrase_changed": _r(_ALL, "self", "themselves", "names their current key only"),
+    "account.added": _r(_ADMIN, "admin", "an account", "new slug; owner is a person"),
+    "account.updated": _r(_ADMIN, "admin", "an account", "owner is a person"),
+    "access.requested": _r(_USERS, "self", "themselves", "new request on a known account"),
+    "access.approved": _r(_ALL, "admin or owner", "a requester", "request pending; never their own"),
+    "access.denied": _r(_ALL, "admin or owner", "a requester", "request pending; never their own"),
+    "access.cancelled": _r(_ADMIN, "admin", "a requester", "request pending"),
+    "access.withdrawn": _r(_ALL, "self", "their own request", "request pending and theirs"),
+    "access.granted": _r(_ALL, "admin or owner", "an active non-auditor",
+                         "owner: approves a request in the same transaction; cap, or an admin's access.over_cap;"
+                         " keys wrapped only to the grantee's key"),
+    "access.over_cap": _r(_ADMIN, "admin", "a grantee", "a grant over the cap in the same transaction"),
+    "access.extended": _r(_ALL, "admin or owner", "a holder", "live time-boxed grant; owner holds it; later end"),
+    "access.revoked": _r(_ADMIN, "admin", "a holder", "grants exist"),
+    "access.expired": _r(_ALL, "anyone", "a holder", "the grant's end has passed"),
+    "access.recorded": _r(_ADMIN, "admin", "a person", "the version exists"),
+    "key.created": _r(_USERS, "admin or holder", "an account", "new key with a key-check value; wrapped to the"
+                      " recovery key and every admin, and only to those who may hold it"),
+    "key.wrapped": _r(_USERS, "admin", "a person", "recipient is the person's key and may hold the account"),
+    "key.unwrapped": _r(_ALL, "admin", "a former holder",
+                        "non-admin: subject no longer holds; keys are the subject's and the account's;"
+                        " exposed list equals the exposure the log computes"),
+    "key.retired": _r(_USERS, "admin or holder", "an account",
+                      "removes only wraps of the keys it retires; never a custodian's"),
+    "secret.set": _r(_USERS, "admin or holder", "an account", "sealed under a live key of it; next version"),
+    "secret.revealed": _r(_USERS, "admin or holder", "an account", "signer may use the account"),
+    "secret.denied": _r(_ALL, "self", "their own attempt", "known account; known reason"),
+    "secret.destroyed": _r(_USERS, "anyone", "an account", "version superseded for longer than the retention"),
+    "rotation.started": _r(_USERS, "admin or holder", "an account", "no other pending rotation; next version"),
+    "rotation.confirmed": _r(_USERS, "admin or holder", "an account", "the rotation is pending"),
+    "rotation.aborted": _r(_USERS, "admin or holder", "an account", "the rotation is pending; removes its key only"),
+    "policy.published": _r(_ADMIN, "admin", "the policy", "-"),
+    "policy.acknowledged": _r(_ALL, "self", "themselves", "the published text's digest"),
+    "review.started": _r(_ADMIN, "admin", "a review", "-"),
+    "review.certified": _r(_ALL, "admin or owner", "a grant", "owner: of an account they own, never their own grant"),
+    "review.revoked": _r(_ADMIN, "admin", "a grant", "-"),
+    "review.closed": _r(_ADMIN, "admin", "a review", "-"),
+    "offboard.started": _r(_ADMIN, "admin", "a leaver", "the plan equals the one the log computes"),
+    "offboard.step_done": _r(_ADMIN, "admin", "a leaver",
+                             "step open; remove-access leaves no unmarked exposure"),
+    "offboard.step_closed": _r(_ALL, "anyone", "a leaver",
+                               "admin; the owner (manual steps); or whoever rotates the step's account in the same"
+                               " transaction"),
+    "offboard.step_waived": _r(_ADMIN, "admin", "a leaver", "step open"),
+    "offboard.completed": _r(_ALL, "anyone", "a leaver", "every step closed (non-admin: by this transaction)"),
+    "import.completed": _r(_ADMIN, "admin", "the vault", "-"),
+    "client.repinned": _r(_ALL, "anyone", "their own client", "-"),
+    "audit.violation_acknowledged": _r(_ADMIN, "admin", "a contained transaction",
+                                       "names a contained transaction not yet acknowledged"),
+}
+# fmt: on
+
 # Actions only an admin may take.
-ADMIN_ACTIONS = frozenset(
-    {
-        "staff.added",
-        "staff.invited",
-        "staff.role_changed",
-        "account.added",
-        "account.updated",
-        "access.revoked",
-        "access.over_cap",
-        "access.recorded",
-        "policy.published",
-        "review.started",
-        "review.revoked",
-        "review.closed",
-        "offboard.started",
-        "offboard.step_done",
-        "offboard.step_waived",
-        "staff.offboarded",
-        "access.cancelled",
-        "import.completed",
-    }
-)
+ADMIN_ACTIONS = frozenset(action for action, rule in RULES.items() if rule.who == "admin" and rule.roles == _ADMIN)
 # Actions an admin or the account's owner may take.
 OWNER_ACTIONS = frozenset({"access.approved", "access.denied", "review.certified"})
 # Actions that read or change a credential: an admin or a live holder, never an auditor.
 HOLDER_ACTIONS = frozenset(
     {"secret.set", "secret.revealed", "rotation.started", "rotation.confirmed", "rotation.aborted"}
 )
+
+
+def _rule_of(action: str) -> Rule:
+    rule = RULES.get(action)
+    if rule is None:
+        raise RuleBroken(f"{action} is not an event govern writes")
+    return rule
+
+
+def _check_role(rule: Rule, event: EventRecord, actor: Person) -> None:
+    if actor.role not in rule.roles:
+        raise RuleBroken(
+            f"{event.action} by {event.actor}, a {actor.role}: only {', '.join(sorted(rule.roles))} may sign it"
+        )
+
+
+def rule_table_markdown() -> str:
+    """The rule table as docs/security.md shows it (tests/test_docs.py compares them)."""
+    lines = ["| Event | Roles | Who signs | About | Consistent with |", "|---|---|---|---|---|"]
+    for action, rule in RULES.items():
+        roles = ", ".join(sorted(rule.roles))
+        lines.append(f"| `{action}` | {roles} | {rule.who} | {rule.about} | {rule.consistent} |")
+    return "\n".join(lines) + "\n"
+
+
 KINDS = {"password": "password", "totp-uri": "totp", "recovery-codes": "recovery-codes"}
+# How long a superseded version is kept before it is destroyed (govern.services.secrets).
+RETENTION_S = 30 * 24 * 3600
+# The longest reason an event may carry (input allows 1000; govern prefixes some, e.g. "offboarded: …").
+MAX_REASON_CHARS = 2000
+# How far ahead of the verifying client's clock an event may be dated (issue 19).
+MAX_SKEW_S = 5 * 60
 # Offboarding follow-up step kind of each exposure kind (offboarding/plan.py titles them).
 FOLLOW_UP_STEPS = {"password": "rotate-password", "totp": "reenrol-totp", "recovery-codes": "regenerate-recovery-codes"}
 # Why a reveal was refused (``secret.denied``): no live grant, an auditor, an earlier version.
@@ -105,6 +205,12 @@ _TIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z")
 
 def _is_time(value: object) -> bool:
     return isinstance(value, str) and _TIME.fullmatch(value) is not None
+
+
+def retention_end(superseded: str) -> str:
+    """When a version superseded at ``superseded`` (an event time) may be destroyed."""
+    moment = datetime.strptime(superseded, "%Y-%m-%dT%H:%M:%S.%fZ") + timedelta(seconds=RETENTION_S)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def _no_constants(name: str) -> Any:
@@ -219,6 +325,7 @@ class Version:
     by: str
     how: str
     created: str = ""  # when it was sealed (a rotation's version is confirmed later: ``at``)
+    superseded: str = ""  # when a newer value replaced it (its retention runs from then)
 
 
 @dataclass
@@ -265,6 +372,12 @@ class LogState:
     # Issue 19: the state computes exposure and the offboarding plan itself (rows only index).
     wrapped: set[tuple[int, str]] = field(default_factory=set)  # every (data key, fingerprint) ever wrapped
     known_versions: set[tuple[str, str, int]] = field(default_factory=set)  # account, handle, version recorded
+    # contained transactions: first seq -> {seq, signer, rule, acknowledged_by} (audit/contain.py)
+    violations: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # transactions to skip while replaying (first seq -> (event, signer, rule)) and the clock bound
+    review_items: dict[int, list[int]] = field(default_factory=dict)  # review -> grants live at its start
+    _contain: dict[int, tuple[int, str, str]] = field(default_factory=dict, init=False, repr=False, compare=False)
+    _not_after: str | None = field(default=None, init=False, repr=False, compare=False)
     # (transaction, actor, "init" or the recovered admin's key) while init or a recovery is replayed
     _boot: tuple[str, str, str] | None = field(default=None, init=False, repr=False, compare=False)
     # what this transaction did so far: approvals by its actor, accounts it set a new value of
@@ -335,14 +448,63 @@ class LogState:
     def apply_transaction(self, events: list[EventRecord], seal: SealRecord) -> bytes:
         """Apply one verified-link transaction; return the Ed25519 key its seal must verify with.
 
-        Raises :class:`ChainError` at the first event that breaks a rule. On error the
-        state may be partly updated: callers discard it (a client never saves it).
+        Raises :class:`ChainError` at the first event that breaks a rule: a
+        :class:`RuleViolation` naming its signer when the seal's key is one the signer held
+        (the transaction is attributable, and a verifier may contain it: audit/contain.py).
+        On error the state may be partly updated: callers discard it (a client never saves it).
+        A transaction this state was told to contain is skipped: its seal is still checked.
         """
+        first = events[0].seq
+        if first in self._contain:
+            return self._skip(events, seal)
+        holder = self.people.get(seal.signer)
+        attributable = (
+            seal.key in self.keys
+            and self.keys[seal.key].owner == seal.signer
+            and holder is not None
+            and holder.key == seal.key
+        )
+        try:
+            return self._apply_transaction(events, seal)
+        except RuleViolation as violation:
+            if not attributable:
+                raise ChainError(violation.rule, violation.seq) from None
+            violation.first, violation.signer = first, seal.signer
+            raise
+
+    def _skip(self, events: list[EventRecord], seal: SealRecord) -> bytes:
+        """A contained transaction: named (signer, event, rule) and left out of the state."""
+        key = self.keys.get(seal.key)
+        holder = self.people.get(seal.signer)
+        if key is None or key.owner != seal.signer or holder is None or holder.key != seal.key:
+            raise ChainError(f"seal is signed by unknown key {seal.key} of {seal.signer}", events[0].seq)
+        seq, signer, rule = self._contain[events[0].seq]
+        self.violations[str(events[0].seq)] = {"seq": seq, "signer": signer, "rule": rule, "acknowledged_by": None}
+        self.seq, self.head = events[-1].seq, events[-1].hash
+        return key.ed25519
+
+    def contain(self, violations: dict[int, tuple[int, str, str]], not_after: str | None) -> None:
+        """Skip these transactions (first seq -> (event, signer, rule)); refuse times after ``not_after``.
+
+        ``not_after`` is the verifying client's clock plus the allowed skew (the caller's, so
+        that this module stays pure): an event dated later breaks a rule (issue 19).
+        """
+        self._contain = dict(violations)
+        self._not_after = not_after
+
+    def _check_time(self, ts: str, seq: int) -> None:
+        """Never before the previous event, nor more than the skew ahead of the verifier's clock."""
+        if not _is_time(ts) or ts < self.last_ts:
+            raise RuleViolation(f"its time {ts} goes back before the previous event's {self.last_ts}", seq)
+        if self._not_after is not None and ts > self._not_after:
+            skew = MAX_SKEW_S // 60
+            raise RuleViolation(f"its time {ts} is more than {skew} minutes ahead of the verifier's clock", seq)
+
+    def _apply_transaction(self, events: list[EventRecord], seal: SealRecord) -> bytes:
         known_before = seal.key in self.keys
         self._boot = None
         self._tx = {}
-        if not _is_time(seal.ts) or seal.ts < self.last_ts:
-            raise ChainError(f"its time {seal.ts} goes back before the previous event's {self.last_ts}", events[0].seq)
+        self._check_time(seal.ts, events[0].seq)
         self.last_ts = seal.ts
         for event in events:
             try:
@@ -352,14 +514,14 @@ class LogState:
                     raise RuleBroken("its time is not its transaction's time")
                 self._apply(event, timed=True)
             except RuleBroken as broken:
-                raise ChainError(str(broken), event.seq) from None
+                raise RuleViolation(str(broken), event.seq) from None
             except (KeyError, TypeError, ValueError, AttributeError, OverflowError, RecursionError, IndexError):
-                raise ChainError(f"{event.action} carries malformed data", event.seq) from None
+                raise RuleViolation(f"{event.action} carries malformed data", event.seq) from None
             self.seq, self.head = event.seq, event.hash
         if self._tx.get("over_cap"):
-            raise ChainError("a grant over the holder cap without an admin's recorded reason", events[0].seq)
+            raise RuleViolation("a grant over the holder cap without an admin's recorded reason", events[0].seq)
         if not self._tx.get("needs_renewal", set()) <= self._tx.get("renewed", set()):
-            raise ChainError("offboarding steps closed by someone who did not rotate their account", events[0].seq)
+            raise RuleViolation("offboarding steps closed by someone who did not rotate their account", events[0].seq)
         key = self.keys.get(seal.key)
         if key is None or key.owner != seal.signer:
             raise ChainError(f"seal is signed by unknown key {seal.key} of {seal.signer}", events[0].seq)
@@ -397,6 +559,8 @@ class LogState:
             if not _is_time(event.ts) or event.ts < self.last_ts:
                 raise RuleBroken(f"its time {event.ts} goes back before the previous event's {self.last_ts}")
             self.last_ts = event.ts
+        if event.reason is not None and len(event.reason) > MAX_REASON_CHARS:
+            raise RuleBroken(f"its reason is longer than {MAX_REASON_CHARS} characters")
         handler = _HANDLERS.get(action)
         # Most events (reveals above all) change nothing but are checked against the actor's
         # rights; their data is covered by the chain and need not be parsed (the hot path).
@@ -419,6 +583,7 @@ class LogState:
     def _authorise(self, event: EventRecord, data: dict[str, Any]) -> None:
         action = event.action
         actor = self.people.get(event.actor)
+        rule = _rule_of(action)
         if action == "staff.enrolled":
             return  # checked by its handler (code signature, or the recovery/init transaction)
         if action == "staff.added" and self._bootstrapping(event) is not None:
@@ -427,6 +592,7 @@ class LogState:
             return
         if actor is None or actor.status != "active":
             raise RuleBroken(f"{event.actor} acted without being an active person")
+        _check_role(rule, event, actor)
         is_admin = actor.role == "admin"
         account = event.account or ""
         if is_admin and action not in _DECISIONS:
@@ -815,7 +981,10 @@ class LogState:
             raise RuleBroken(f"key.retired names keys that are not {slug}'s")
         allowed = self.may_receive(slug, event.ts)
         custodians = self._custodian_keys()
+        retiring = {int(k) for k in data.get("data_keys", [])}
         for key_id, fingerprint in data.get("removed", []):
+            if int(key_id) not in retiring | {current}:
+                raise RuleBroken(f"key.retired removes a wrap of data key {key_id}, which it does not retire")
             if fingerprint in custodians or (int(key_id) == current and fingerprint in allowed):
                 raise RuleBroken(f"key.retired removes the wrap of {fingerprint}, who must keep it")
         self._removed(data)
@@ -850,17 +1019,18 @@ class LogState:
         versions[number] = version
         return version
 
-    def _supersede_current(self, slug: str) -> None:
+    def _supersede_current(self, slug: str, ts: str = "") -> None:
         for version in self.versions.get(slug, {}).values():
             if version.status == "current":
                 version.status = "superseded"
+                version.superseded = ts
 
     def _clear(self, slug: str, kinds: set[str], number: int) -> None:
         self.exposures = {e for e in self.exposures if not (e[0] == slug and e[3] in kinds and e[1] < number)}
 
     def _on_secret_set(self, event: EventRecord, data: dict[str, Any]) -> None:
         slug = str(event.account)
-        self._supersede_current(slug)
+        self._supersede_current(slug, event.ts)
         version = self._new_version(event, data, int(data["version"]), "current", "secret set")
         self._clear(slug, {KINDS[f] for f in version.changed if f in KINDS}, version.number)
         self._tx.setdefault("renewed", set()).add(slug)
@@ -881,7 +1051,7 @@ class LogState:
         rotation = self.rotations.get(int(data["rotation"]))
         if version.status != "pending" or rotation != [slug, str(version.number), "pending"]:
             raise RuleBroken(f"confirmation of a rotation of {slug} that is not pending")
-        self._supersede_current(slug)
+        self._supersede_current(slug, event.ts)
         version.status = "current"
         version.at, version.by = event.ts, event.actor
         rotation[2] = "confirmed"
@@ -907,13 +1077,18 @@ class LogState:
         person = self.people[event.actor]
         if person.key is None or event.subject not in (None, event.actor) or str(event.account) not in self.accounts:
             raise RuleBroken(f"secret.denied by {event.actor} that is not their own attempt on a known account")
-        if str(data["why"]) not in DENIALS or not isinstance(data["field"], str):
+        if str(data["why"]) not in DENIALS or not isinstance(data["field"], str) or len(data["field"]) > 64:
             raise RuleBroken(f"secret.denied with an unknown reason {data['why']!r}")
 
     def _on_secret_destroyed(self, event: EventRecord, data: dict[str, Any]) -> None:
         version = self.versions[str(event.account)][int(data["version"])]
         if version.status != "superseded":
             raise RuleBroken(f"destruction of version {version.number}, which is {version.status}")
+        if version.superseded and event.ts < retention_end(version.superseded):
+            raise RuleBroken(
+                f"destruction of version {version.number} of {event.account} before its retention ends"
+                f" ({retention_end(version.superseded)})"
+            )
         version.status = "destroyed"
 
     # -- policy, reviews, offboarding -----------------------------------------------------
@@ -927,17 +1102,61 @@ class LogState:
             raise RuleBroken("an acknowledgement of a policy that was not published, or for someone else")
         self.acks.add((version, str(event.subject)))
 
-    def _on_review_started(self, _event: EventRecord, data: dict[str, Any]) -> None:
-        self.reviews[int(data["review"])] = "open"
+    def review_grants(self, ts: str) -> list[int]:
+        """The grants a review started at ``ts`` covers: every grant live then."""
+        return sorted(g.id for g in self.grants.values() if g.live_at(ts) and g.expired is None)
 
-    def _on_review_certified(self, _event: EventRecord, data: dict[str, Any]) -> None:
-        self.review_decisions[f"{int(data['review'])}:{int(data['grant'])}"] = "certified"
+    def undecided_items(self, review: int, ts: str) -> list[int]:
+        """Grants of ``review`` still live at ``ts`` that nobody certified or revoked."""
+        return [
+            grant_id
+            for grant_id in self.review_items.get(review, [])
+            if f"{review}:{grant_id}" not in self.review_decisions and self.grants[grant_id].live_at(ts)
+        ]
 
-    def _on_review_revoked(self, _event: EventRecord, data: dict[str, Any]) -> None:
-        self.review_decisions[f"{int(data['review'])}:{int(data['grant'])}"] = "revoked"
+    def _on_review_started(self, event: EventRecord, data: dict[str, Any]) -> None:
+        review = int(data["review"])
+        if review in self.reviews or any(status == "open" for status in self.reviews.values()):
+            raise RuleBroken(f"review {review} started twice, or while another is open")
+        items = self.review_grants(event.ts)
+        if int(data["items"]) != len(items):
+            raise RuleBroken(f"review {review} says {data['items']} items but {len(items)} grants were live")
+        self.reviews[review] = "open"
+        self.review_items[review] = items
 
-    def _on_review_closed(self, _event: EventRecord, data: dict[str, Any]) -> None:
-        self.reviews[int(data["review"])] = "closed"
+    def _review_item(self, event: EventRecord, data: dict[str, Any]) -> str:
+        review, grant_id = int(data["review"]), int(data["grant"])
+        key = f"{review}:{grant_id}"
+        grant = self.grants.get(grant_id)
+        if (
+            self.reviews.get(review) != "open"
+            or grant_id not in self.review_items.get(review, [])
+            or grant is None
+            or (grant.account, grant.handle) != (str(event.account), str(event.subject))
+            or key in self.review_decisions
+        ):
+            raise RuleBroken(f"a decision on grant {grant_id}, which is not an undecided item of open review {review}")
+        return key
+
+    def _on_review_certified(self, event: EventRecord, data: dict[str, Any]) -> None:
+        key = self._review_item(event, data)
+        if event.subject == event.actor:
+            raise RuleBroken(f"{event.actor} certified their own access")
+        if self.people[event.actor].role != "admin" and self.accounts[str(event.account)].owner != event.actor:
+            raise RuleBroken(f"{event.actor} certified access to {event.account}, which they do not own")
+        self.review_decisions[key] = "certified"
+
+    def _on_review_revoked(self, event: EventRecord, data: dict[str, Any]) -> None:
+        self.review_decisions[self._review_item(event, data)] = "revoked"
+
+    def _on_review_closed(self, event: EventRecord, data: dict[str, Any]) -> None:
+        review = int(data["review"])
+        if self.reviews.get(review) != "open":
+            raise RuleBroken(f"review {review} closed but it is not open")
+        left = self.undecided_items(review, event.ts)
+        if left:
+            raise RuleBroken(f"review {review} closed with grant {left[0]} live and undecided")
+        self.reviews[review] = "closed"
 
     def _on_offboard_started(self, event: EventRecord, data: dict[str, Any]) -> None:
         case_id = int(data["case"])
@@ -1133,6 +1352,25 @@ class LogState:
                 f" (missing: {', '.join(missing) or 'none'}; not due: {', '.join(extra) or 'none'})"
             )
 
+    # -- issue 19: contained transactions ------------------------------------------------------
+
+    def unacknowledged_violations(self) -> list[dict[str, Any]]:
+        """Contained transactions no admin has yet recorded a decision about (oldest first)."""
+        return [
+            {"transaction": int(first), **v}
+            for first, v in sorted(self.violations.items(), key=lambda item: int(item[0]))
+            if v.get("acknowledged_by") is None
+        ]
+
+    def _on_audit_violation_acknowledged(self, event: EventRecord, data: dict[str, Any]) -> None:
+        first = str(int(data["transaction"]))
+        violation = self.violations.get(first)
+        if violation is None or violation.get("acknowledged_by") is not None:
+            raise RuleBroken(f"an acknowledgement of transaction {first}, which is not a contained violation")
+        if not isinstance(event.reason, str) or not event.reason.strip():
+            raise RuleBroken("an acknowledgement of a contained transaction without a reason")
+        violation["acknowledged_by"] = event.actor
+
     # -- serialisation --------------------------------------------------------------------
 
     def to_json(self) -> dict[str, Any]:
@@ -1157,10 +1395,12 @@ class LogState:
         raw.pop("_boot", None)
         raw.pop("_tx", None)
         raw.pop("_by_account", None)
+        raw.pop("_contain", None)
+        raw.pop("_not_after", None)
         return raw
 
     @classmethod
-    def from_json(cls, raw: dict[str, Any]) -> "LogState":
+    def from_json(cls, raw: dict[str, Any]) -> LogState:
         if raw.get("format") != STATE_FORMAT:
             raise ValueError("unknown state format")
 
@@ -1195,6 +1435,8 @@ class LogState:
             cases={int(i): Case(**c) for i, c in raw["cases"].items()},
             wrapped={(int(k), str(f)) for k, f in raw["wrapped"]},
             known_versions={(str(a), str(h), int(n)) for a, h, n in raw["known_versions"]},
+            violations={str(k): dict(v) for k, v in raw["violations"].items()},
+            review_items={int(k): [int(g) for g in v] for k, v in raw["review_items"].items()},
         )
         return state
 

@@ -34,12 +34,13 @@ from typing import Any
 from sqlalchemy import text
 from sqlmodel import Session, select
 
-from audit.chain import EventRecord, verify_chain
+from audit.chain import EventRecord
+from audit.contain import verify_contained
 from audit.errors import ChainError
 from audit.log import format_ts
-from audit.state import Case, LogState, key_blob_digest, sealed_digest
+from audit.state import MAX_SKEW_S, Case, LogState, key_blob_digest, sealed_digest
 from audit.stream import SealCursor, head, stream_events
-from govern import validate
+from govern import timeutil, validate
 from govern.errors import IntegrityFailure
 from govern.models import (
     AccessRequest,
@@ -291,13 +292,23 @@ def verify_from_pin(
         if progress is not None:
             progress(done, todo)
 
+    starts = [state]
+
+    def fresh() -> LogState:
+        # The pinned state, and again (re-read) for each contained transaction found (audit/contain.py).
+        if starts:
+            return starts.pop()
+        again = _load(vault_id)[1]
+        return again if again is not None else LogState()
+
     try:
-        verify_chain(
-            stream_events(session, after=state.seq),
+        state = verify_contained(
+            fresh,
+            lambda seq: stream_events(session, after=seq),
             SealCursor(session, after=state.seq),
-            state=state,
+            not_after=not_after(),
             progress=step if progress is not None else None,
-        )
+        ).state
     except ChainError as error:
         raise IntegrityFailure(f"the audit log does not verify: {error}") from None
     if state.vault_id != vault_id:
@@ -314,6 +325,11 @@ def verify_from_pin(
     elif save:
         remember_database(db_url, vault_id)
     return state
+
+
+def not_after() -> str:
+    """The latest time an event may carry: this client's clock plus the allowed skew (issue 19)."""
+    return format_ts(timeutil.utcnow() + timedelta(seconds=MAX_SKEW_S))
 
 
 def _check_extends(session: Session, pinned: Anchor) -> None:

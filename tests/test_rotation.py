@@ -218,8 +218,13 @@ def test_exposure_is_computed_from_history(vault: Govern) -> None:
 def test_superseded_versions_are_destroyed_after_retention(vault: Govern) -> None:
     vault.ok("secret", "set", "x-acme", "--password-stdin", input="second-password-1\n")
     assert vault.ok("secret", "show", "x-acme", "--version", "1").out.strip() == CANARY_PASSWORD
-    sql(vault.db, "UPDATE credential_version SET retain_until = created_at WHERE number = 1")
+    # Retention runs from when the log says the version was superseded (issue 19: retain_until
+    # moved into the past by SQL is not believed, tests/test_trust_closure.py).
+    vault.later(timedelta(days=29))
     vault.ok("account", "set", "x-acme", "--max-holders", "4")  # any write applies retention
+    assert vault.ok("secret", "show", "x-acme", "--version", "1").out.strip() == CANARY_PASSWORD
+    vault.later(timedelta(days=2))
+    vault.ok("account", "set", "x-acme", "--max-holders", "5")
     assert vault("secret", "show", "x-acme", "--version", "1").code == 3
     history = vault.ok("secret", "history", "x-acme", "--json").json()
     assert history[0]["status"] == "destroyed"
