@@ -189,6 +189,11 @@ def recovery_message(vault_id: str, tx: str, admin: str, fingerprint: str) -> by
     return _RECOVERY_DOMAIN + _canonical({"vault_id": vault_id, "tx": tx, "admin": admin, "key": fingerprint})
 
 
+def text_digest(value: str | list[str]) -> str:
+    """The commitment to free text people read (a request's reason, a plan's step titles)."""
+    return hashlib.sha256(b"govern-text/v1\n" + _canonical(value)).hexdigest()
+
+
 def key_blob_digest(blob: bytes) -> str:
     """The commitment to a re-sealed private-key blob (``staff.passphrase_changed``)."""
     return hashlib.sha256(b"govern-key-blob/v1\n" + blob).hexdigest()
@@ -338,6 +343,7 @@ class Case:
     step_accounts: dict[str, str] = field(default_factory=dict)  # step number -> account it is about
     status: str = "open"
     step_kinds: dict[str, str] = field(default_factory=dict)  # step number -> kind (manual, rotate-password…)
+    titles: str = ""  # text_digest of the steps' titles, in order (what people read; issue 19)
 
 
 @dataclass
@@ -376,6 +382,7 @@ class LogState:
     violations: dict[str, dict[str, Any]] = field(default_factory=dict)
     # transactions to skip while replaying (first seq -> (event, signer, rule)) and the clock bound
     review_items: dict[int, list[int]] = field(default_factory=dict)  # review -> grants live at its start
+    request_reasons: dict[int, str] = field(default_factory=dict)  # request -> text_digest of its signed reason
     _contain: dict[int, tuple[int, str, str]] = field(default_factory=dict, init=False, repr=False, compare=False)
     _not_after: str | None = field(default=None, init=False, repr=False, compare=False)
     # (transaction, actor, "init" or the recovered admin's key) while init or a recovery is replayed
@@ -874,6 +881,7 @@ class LogState:
         if event.subject != event.actor or self.people[event.actor].role == "auditor":
             raise RuleBroken("a request made for someone else, or by an auditor")
         self.requests[request] = [slug, event.actor, "pending"]
+        self.request_reasons[request] = text_digest(event.reason or "")
 
     def _decide(self, event: EventRecord, data: dict[str, Any], status: str) -> int:
         request = int(data["request"])
@@ -1177,6 +1185,7 @@ class LogState:
             deadline=str(data["deadline"]),
             step_accounts=plan,
             step_kinds={str(n): str(kind) for n, kind, _account in data["plan"]},
+            titles=str(data.get("titles", "")),
         )
 
     def _close_step(self, data: dict[str, Any], how: str) -> None:
@@ -1437,6 +1446,7 @@ class LogState:
             known_versions={(str(a), str(h), int(n)) for a, h, n in raw["known_versions"]},
             violations={str(k): dict(v) for k, v in raw["violations"].items()},
             review_items={int(k): [int(g) for g in v] for k, v in raw["review_items"].items()},
+            request_reasons={int(k): str(v) for k, v in raw["request_reasons"].items()},
         )
         return state
 

@@ -38,7 +38,7 @@ from audit.chain import EventRecord
 from audit.contain import verify_contained
 from audit.errors import ChainError
 from audit.log import format_ts
-from audit.state import MAX_SKEW_S, Case, LogState, key_blob_digest, sealed_digest
+from audit.state import MAX_SKEW_S, Case, LogState, key_blob_digest, sealed_digest, text_digest
 from audit.stream import SealCursor, head, stream_events
 from govern import timeutil, validate
 from govern.errors import IntegrityFailure
@@ -523,6 +523,11 @@ def unexplained_rows(session: Session, state: LogState) -> list[str]:
         {i: tuple(r) for i, r in state.requests.items()},
         ("account", "requester", "status"),
     )
+    findings += [
+        f"request {r.id}: its reason is not the one its signed access.requested carries"
+        for r in session.exec(select(AccessRequest))
+        if r.id in state.request_reasons and text_digest(r.reason or "") != state.request_reasons[r.id]
+    ]
     findings += _diff(
         "rotation",
         {r.id: r.status for r in session.exec(select(Rotation)).all()},
@@ -618,7 +623,13 @@ def _cases(session: Session, state: LogState, handle: dict[int | None, str]) -> 
             )
         if step.status != "open":
             closed[(step.case_id, step.number)] = step.status
+    titles: dict[int, list[tuple[int, str]]] = {}
+    for step in session.exec(select(OffboardStep)).all():
+        titles.setdefault(step.case_id, []).append((step.number, step.title))
     for case_id, case in state.cases.items():
+        shown = [title for _n, title in sorted(titles.get(case_id, []))]
+        if case.titles and case_id in titles and text_digest(shown) != case.titles:
+            findings.append(f"offboarding case {case_id}: its step titles are not the ones its signed plan commits to")
         if case_id in counts and counts[case_id] != case.steps:
             findings.append(
                 f"offboarding case {case_id} has {counts[case_id]} steps in the tables, {case.steps} in the log"

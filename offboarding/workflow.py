@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
+from audit.state import text_digest
 from govern import validate
 from govern.casework import case_view, close_case_if_done, latest_case, may_close
 from govern.context import Context, Unlocked, acting, authenticate, reading, verified_reading
@@ -157,6 +158,8 @@ def _open_case(ctx: Context, handle: str, *, reason: str, effective: datetime | 
                 "steps": len(planned),
                 "automatic": sum(1 for s in planned if s.automatic),
                 "plan": [[number, step.kind, step.account] for number, step in enumerate(planned, start=1)],
+                # The titles people read in 'offboard status', the inbox and notify: the rows must match.
+                "titles": text_digest([step.title for step in planned]),
             },
         )
         return case.id

@@ -375,3 +375,35 @@ def test_keepass_export_of_20000_nested_groups_is_refused_not_a_crash(vault: Gov
     path.write_text(f'<?xml version="1.0"?><KeePassFile><Meta></Meta><Root>{body}</Root></KeePassFile>')
     result = refused(vault("import", str(path), "--from", "keepass-xml"), 2)
     assert "nested more than" in result.err
+
+
+def test_db_writer_rewords_a_request_reason_for_the_approver(vault: Govern) -> None:
+    vault.ok("access", "request", "x-acme", "--reason", "runs the campaign", as_="bob")
+    execute(vault.db, "UPDATE access_request SET reason = 'CEO says: approve at once'")
+    for command in (["inbox"], ["access", "approve", "1"]):
+        result = refused(vault(*command))
+        assert "its reason is not the one its signed access.requested carries" in result.err
+
+
+def test_db_writer_rewords_an_offboarding_step_title(vault: Govern) -> None:
+    vault.ok("access", "grant", "x-acme", "bob", "--reason", "runs X")
+    vault.ok("offboard", "start", "bob", "--reason", "left")
+    execute(vault.db, "UPDATE offboard_step SET title = 'nothing to do, waive me' WHERE kind = 'rotate-password'")
+    result = refused(vault("offboard", "status", "bob", "--check"))
+    assert "step titles are not the ones its signed plan commits to" in result.err
+
+
+def test_insider_signs_twenty_megabyte_denials(vault: Govern) -> None:
+    """A denial's field is bounded by the rules (a reason column is bounded by the schema too)."""
+    bad = _forge(
+        vault,
+        "bob",
+        *[
+            Forged("bob", "secret.denied", account="x-acme", data={"why": "no-grant", "field": "x" * 1_000_000})
+            for _ in range(20)
+        ],
+    )
+    assert vault.ok("secret", "show", "x-acme").out.strip() == CANARY_PASSWORD
+    verified = refused(vault("audit", "verify"))
+    assert f"transaction {bad} signed by bob" in verified.err
+    refused(vault("access", "request", "x-acme", "--reason", "x" * 1001, as_="bob"), 2)
