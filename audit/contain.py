@@ -1,10 +1,12 @@
 """Containment: an insider's bad transaction is named and skipped, not a stop for everyone.
 
-A transaction whose hash links and seal signature are sound, signed with a key its signer
-holds, but which breaks a rule of the log (a :class:`RuleViolation`) is attributable: it is
-recorded in the state (``LogState.violations``: signer, event, rule) and left out of it,
-and verification goes on. Everything else (a broken hash link, a bad or missing signature,
-a reordered or truncated log, an unknown key) stays fatal exactly as before.
+A transaction whose hash links and seal signature are sound, signed with a key the log
+introduced (it is attributed to that key's owner, whatever the seal claims), but which
+breaks a rule of the log (a :class:`RuleViolation`) is recorded in the state
+(``LogState.violations``: signer, event, rule) and left out of it, and verification goes
+on. Everything else (a broken hash link, a bad or missing signature, a reordered or
+truncated log, an unknown key) stays fatal exactly as before. More than ``MAX_VIOLATIONS``
+new ones in one verification are fatal too (each costs one more replay from the pin).
 
 The state is replayed from a fresh copy for each violation found (``fresh``: the pinned
 state, or an empty one), so that the skipped transaction leaves no trace in it. Violations
@@ -18,7 +20,7 @@ from audit.errors import RuleViolation
 from audit.state import LogState
 
 # A log with more contained transactions than this is not worth replaying again and again.
-MAX_VIOLATIONS = 100
+MAX_VIOLATIONS = 1000
 
 
 def verify_contained(

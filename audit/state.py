@@ -456,34 +456,29 @@ class LogState:
         """Apply one verified-link transaction; return the Ed25519 key its seal must verify with.
 
         Raises :class:`ChainError` at the first event that breaks a rule: a
-        :class:`RuleViolation` naming its signer when the seal's key is one the signer held
-        (the transaction is attributable, and a verifier may contain it: audit/contain.py).
-        On error the state may be partly updated: callers discard it (a client never saves it).
-        A transaction this state was told to contain is skipped: its seal is still checked.
+        :class:`RuleViolation` naming the owner of the seal's key when the log already knew
+        that key (the transaction is attributable: its signature, checked later, is that
+        person's; a verifier may contain it, audit/contain.py). A seal under a key the log
+        does not know is a chain break. On error the state may be partly updated: callers
+        discard it (a client never saves it). A transaction this state was told to contain is
+        skipped: its seal is still checked, with the key's owner's public key.
         """
         first = events[0].seq
         if first in self._contain:
             return self._skip(events, seal)
-        holder = self.people.get(seal.signer)
-        attributable = (
-            seal.key in self.keys
-            and self.keys[seal.key].owner == seal.signer
-            and holder is not None
-            and holder.key == seal.key
-        )
+        known = self.keys.get(seal.key)
         try:
             return self._apply_transaction(events, seal)
         except RuleViolation as violation:
-            if not attributable:
+            if known is None:
                 raise ChainError(violation.rule, violation.seq) from None
-            violation.first, violation.signer = first, seal.signer
+            violation.first, violation.signer = first, known.owner
             raise
 
     def _skip(self, events: list[EventRecord], seal: SealRecord) -> bytes:
         """A contained transaction: named (signer, event, rule) and left out of the state."""
         key = self.keys.get(seal.key)
-        holder = self.people.get(seal.signer)
-        if key is None or key.owner != seal.signer or holder is None or holder.key != seal.key:
+        if key is None:
             raise ChainError(f"seal is signed by unknown key {seal.key} of {seal.signer}", events[0].seq)
         seq, signer, rule = self._contain[events[0].seq]
         self.violations[str(events[0].seq)] = {"seq": seq, "signer": signer, "rule": rule, "acknowledged_by": None}
@@ -530,8 +525,10 @@ class LogState:
         if not self._tx.get("needs_renewal", set()) <= self._tx.get("renewed", set()):
             raise RuleViolation("offboarding steps closed by someone who did not rotate their account", events[0].seq)
         key = self.keys.get(seal.key)
-        if key is None or key.owner != seal.signer:
+        if key is None:
             raise ChainError(f"seal is signed by unknown key {seal.key} of {seal.signer}", events[0].seq)
+        if key.owner != seal.signer:
+            raise RuleViolation(f"seal names {seal.signer} but is signed with {key.owner}'s key", events[0].seq)
         if not known_before:
             # A key may sign the transaction that introduced it only when that transaction
             # is an introduction the rules accepted: init, an enrolment, a recovery.
@@ -542,7 +539,7 @@ class LogState:
                 )
         person = self.people.get(seal.signer)
         if person is None or person.key != seal.key:
-            raise ChainError(f"seal is signed with a key {seal.signer} does not hold", events[0].seq)
+            raise RuleViolation(f"seal is signed with a key {seal.signer} does not hold", events[0].seq)
         return key.ed25519
 
     def begin_own(self) -> None:

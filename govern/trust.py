@@ -514,18 +514,16 @@ def unexplained_rows(session: Session, state: LogState) -> list[str]:
         },
         dict.fromkeys(state.exposures, True),
     )
+    requests = session.exec(select(AccessRequest)).all()
     findings += _diff(
         "request",
-        {
-            r.id: (slug.get(r.account_id), handle.get(r.person_id), r.status)
-            for r in session.exec(select(AccessRequest))
-        },
+        {r.id: (slug.get(r.account_id), handle.get(r.person_id), r.status) for r in requests},
         {i: tuple(r) for i, r in state.requests.items()},
         ("account", "requester", "status"),
     )
     findings += [
         f"request {r.id}: its reason is not the one its signed access.requested carries"
-        for r in session.exec(select(AccessRequest))
+        for r in requests
         if r.id in state.request_reasons and text_digest(r.reason or "") != state.request_reasons[r.id]
     ]
     findings += _diff(
@@ -611,8 +609,10 @@ def _cases(session: Session, state: LogState, handle: dict[int | None, str]) -> 
     exposure_of = {
         e.id: (slug.get(e.account_id), handle.get(e.person_id)) for e in session.exec(select(Exposure)).all()
     }
+    titles: dict[int, list[tuple[int, str]]] = {}
     for step in session.exec(select(OffboardStep)).all():
         counts[step.case_id] = counts.get(step.case_id, 0) + 1
+        titles.setdefault(step.case_id, []).append((step.number, step.title))
         case = state.cases.get(step.case_id)
         if case is not None:
             findings += _step_plan(step, case, slug.get(step.account_id), exposure_of)
@@ -623,9 +623,6 @@ def _cases(session: Session, state: LogState, handle: dict[int | None, str]) -> 
             )
         if step.status != "open":
             closed[(step.case_id, step.number)] = step.status
-    titles: dict[int, list[tuple[int, str]]] = {}
-    for step in session.exec(select(OffboardStep)).all():
-        titles.setdefault(step.case_id, []).append((step.number, step.title))
     for case_id, case in state.cases.items():
         shown = [title for _n, title in sorted(titles.get(case_id, []))]
         if case.titles and case_id in titles and text_digest(shown) != case.titles:

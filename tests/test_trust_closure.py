@@ -407,3 +407,21 @@ def test_insider_signs_twenty_megabyte_denials(vault: Govern) -> None:
     verified = refused(vault("audit", "verify"))
     assert f"transaction {bad} signed by bob" in verified.err
     refused(vault("access", "request", "x-acme", "--reason", "x" * 1001, as_="bob"), 2)
+
+
+def test_member_signs_a_seal_in_an_admins_name_and_is_named(vault: Govern) -> None:
+    """Signed with bob's key, whatever the seal claims: attributed to bob, contained."""
+    keys = keys_of(vault.db, "bob")
+    bad = head(vault.db)[0] + 1
+    append_transaction(
+        vault.db,
+        [Forged("alice", "staff.role_changed", subject="bob", data={"from": "member", "to": "admin"})],
+        signer="alice",
+        key=keys.public.fingerprint,
+        sign=keys.sign,
+    )
+    refused(vault("staff", "add", "eve", "--name", "Eve", as_="bob"), 4)
+    vault.ok("staff", "add", "eve", "--name", "Eve")
+    verified = refused(vault("audit", "verify"))
+    assert f"transaction {bad} signed by bob" in verified.err
+    assert "seal names alice but is signed with bob's key" in verified.err
