@@ -8,13 +8,14 @@ import base64
 import uuid
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from sqlmodel import Session, col, select
 
 from audit.chain import GENESIS_HASH, EventRecord, SealRecord, canonical_json, event_hash
 from audit.models import AuditEvent, AuditSeal
+from audit.state import MAX_SKEW_S
 
 
 class Signer(Protocol):
@@ -45,8 +46,11 @@ class AuditTransaction:
         self.tx = str(uuid.uuid4())
         last = session.exec(select(AuditEvent).order_by(col(AuditEvent.seq).desc()).limit(1)).first()
         # Events never go back in time (a rule of the log): a client whose clock is behind
-        # the last event's writes at that event's time instead.
-        if last is not None and format_ts(now) < last.ts:
+        # the last event's writes at that event's time instead, unless that time is further
+        # ahead than the rules allow (a contained transaction, issue 19: it must not drag
+        # every later event into the future; :meth:`not_before` follows the verified time).
+        ahead = format_ts(now + timedelta(seconds=MAX_SKEW_S))
+        if last is not None and format_ts(now) < last.ts <= ahead:
             now = datetime.strptime(last.ts, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
         self.now = now
         self.ts = format_ts(now)
@@ -56,6 +60,12 @@ class AuditTransaction:
         self.events: list[EventRecord] = []
         # Told of each event as it is appended (the verified state follows the transaction).
         self.listener: Callable[[EventRecord], None] | None = None
+
+    def not_before(self, ts: str) -> None:
+        """Before the first event: write no earlier than ``ts`` (the verified log's last time)."""
+        if self._first_seq is None and self.ts < ts:
+            self.now = datetime.strptime(ts, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+            self.ts = ts
 
     def append(
         self,

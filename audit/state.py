@@ -21,50 +21,153 @@ keys, live grants, owners, caps, the recovery key, commitments), and serialises 
 so that a client can keep it beside its pin and verify only what is new.
 """
 
+from __future__ import annotations
+
 import base64
 import hashlib
 import json
 import re
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
 
-from audit.chain import EventRecord, SealRecord
-from audit.errors import ChainError
+from audit.errors import ChainError, RuleViolation
 from vault import IntegrityError, PublicKeys, RecoveryKey, verify_signature
 
-STATE_FORMAT = 3  # 2: offboarding cases keep their steps' kinds; 3: people keep their signed e-mail address
+if TYPE_CHECKING:  # annotations only: audit.chain imports this module (no import cycle)
+    from audit.chain import EventRecord, SealRecord
+
+STATE_FORMAT = 4  # 2: offboarding cases keep their steps' kinds; 3: people keep their signed e-mail address;
+# 4: every wrap ever made and knowledge records by version (exposure computed from the log, issue 19)
 # (an older cached state is re-verified from the genesis)
 
+
+@dataclass(frozen=True)
+class Rule:
+    """Who may sign an event type, about whom, and what it must be consistent with."""
+
+    roles: frozenset[str]  # the signer's role at that moment
+    who: str  # admin | admin or owner | admin or holder | self | anyone | (introductions)
+    about: str
+    consistent: str
+
+
+_ALL = frozenset({"admin", "manager", "member", "auditor"})
+_ADMIN = frozenset({"admin"})
+_USERS = frozenset({"admin", "manager", "member"})  # everyone but auditors, who never decrypt
+
+
+def _r(roles: frozenset[str], who: str, about: str, consistent: str) -> Rule:
+    return Rule(roles, who, about, consistent)
+
+
+# The rules of the log, as a table: every event type govern writes, who may sign it, about whom,
+# and what the state must say for it to be accepted. Anything else is refused (closed by
+# default). docs/security.md carries this table (tests/test_docs.py keeps them in sync); the
+# handlers below check the "consistent with" column.
+# fmt: off
+RULES: dict[str, Rule] = {
+    "vault.initialised": _r(_ADMIN, "genesis", "the vault", "first event only; recovery key fingerprint matches"),
+    "vault.recovered": _r(_ADMIN, "recovery key", "a new admin", "signed by the vault's recovery key"),
+    "staff.added": _r(_ADMIN, "admin", "a new person", "new handle; known role (init/recovery: itself as admin)"),
+    "staff.invited": _r(_ADMIN, "admin", "an invited person", "person is invited; 32-byte enrolment key"),
+    "staff.enrolled": _r(_ALL, "self", "the invited person", "signed with the invitation's code, before it expires"),
+    "staff.role_changed": _r(_ADMIN, "admin", "a person", "'from' is the person's role in the log"),
+    "staff.offboarded": _r(_ADMIN, "admin", "a person", "person exists"),
+    "staff.passphrase_changed": _r(_ALL, "self", "themselves", "names their current key only"),
+    "account.added": _r(_ADMIN, "admin", "an account", "new slug; owner is a person"),
+    "account.updated": _r(_ADMIN, "admin", "an account", "owner is a person"),
+    "access.requested": _r(_USERS, "self", "themselves", "new request on a known account"),
+    "access.approved": _r(_ALL, "admin or owner", "a requester", "request pending; never their own"),
+    "access.denied": _r(_ALL, "admin or owner", "a requester", "request pending; never their own"),
+    "access.cancelled": _r(_ADMIN, "admin", "a requester", "request pending"),
+    "access.withdrawn": _r(_ALL, "self", "their own request", "request pending and theirs"),
+    "access.granted": _r(_ALL, "admin or owner", "an active non-auditor",
+                         "owner: approves a request in the same transaction; cap, or an admin's access.over_cap;"
+                         " keys wrapped only to the grantee's key"),
+    "access.over_cap": _r(_ADMIN, "admin", "a grantee", "a grant over the cap in the same transaction"),
+    "access.extended": _r(_ALL, "admin or owner", "a holder", "live time-boxed grant; owner holds it; later end"),
+    "access.revoked": _r(_ADMIN, "admin", "a holder", "grants exist"),
+    "access.expired": _r(_ALL, "anyone", "a holder", "the grant's end has passed"),
+    "access.recorded": _r(_ADMIN, "admin", "a person", "the version exists"),
+    "key.created": _r(_USERS, "admin or holder", "an account", "new key with a key-check value; wrapped to the"
+                      " recovery key and every admin, and only to those who may hold it"),
+    "key.wrapped": _r(_USERS, "admin", "a person", "recipient is the person's key and may hold the account"),
+    "key.unwrapped": _r(_ALL, "admin", "a former holder",
+                        "non-admin: subject no longer holds; keys are the subject's and the account's;"
+                        " exposed list equals the exposure the log computes"),
+    "key.retired": _r(_USERS, "admin or holder", "an account",
+                      "removes only wraps of the keys it retires; never a custodian's"),
+    "secret.set": _r(_USERS, "admin or holder", "an account", "sealed under a live key of it; next version"),
+    "secret.revealed": _r(_USERS, "admin or holder", "an account", "signer may use the account"),
+    "secret.denied": _r(_ALL, "self", "their own attempt", "known account; known reason"),
+    "secret.destroyed": _r(_USERS, "anyone", "an account", "version superseded for longer than the retention"),
+    "rotation.started": _r(_USERS, "admin or holder", "an account", "no other pending rotation; next version"),
+    "rotation.confirmed": _r(_USERS, "admin or holder", "an account", "the rotation is pending"),
+    "rotation.aborted": _r(_USERS, "admin or holder", "an account", "the rotation is pending; removes its key only"),
+    "policy.published": _r(_ADMIN, "admin", "the policy", "-"),
+    "policy.acknowledged": _r(_ALL, "self", "themselves", "the published text's digest"),
+    "review.started": _r(_ADMIN, "admin", "a review", "-"),
+    "review.certified": _r(_ALL, "admin or owner", "a grant", "owner: of an account they own, never their own grant"),
+    "review.revoked": _r(_ADMIN, "admin", "a grant", "-"),
+    "review.closed": _r(_ADMIN, "admin", "a review", "-"),
+    "offboard.started": _r(_ADMIN, "admin", "a leaver", "the plan equals the one the log computes"),
+    "offboard.step_done": _r(_ADMIN, "admin", "a leaver",
+                             "step open; remove-access leaves no unmarked exposure"),
+    "offboard.step_closed": _r(_ALL, "anyone", "a leaver",
+                               "admin; the owner (manual steps); or whoever rotates the step's account in the same"
+                               " transaction"),
+    "offboard.step_waived": _r(_ADMIN, "admin", "a leaver", "step open"),
+    "offboard.completed": _r(_ALL, "anyone", "a leaver", "every step closed (non-admin: by this transaction)"),
+    "import.completed": _r(_ADMIN, "admin", "the vault", "-"),
+    "client.repinned": _r(_ALL, "anyone", "their own client", "-"),
+    "audit.violation_acknowledged": _r(_ADMIN, "admin", "a contained transaction",
+                                       "names a contained transaction not yet acknowledged"),
+}
+# fmt: on
+
 # Actions only an admin may take.
-ADMIN_ACTIONS = frozenset(
-    {
-        "staff.added",
-        "staff.invited",
-        "staff.role_changed",
-        "account.added",
-        "account.updated",
-        "access.revoked",
-        "access.over_cap",
-        "access.recorded",
-        "policy.published",
-        "review.started",
-        "review.revoked",
-        "review.closed",
-        "offboard.started",
-        "offboard.step_done",
-        "offboard.step_waived",
-        "staff.offboarded",
-        "access.cancelled",
-        "import.completed",
-    }
-)
+ADMIN_ACTIONS = frozenset(action for action, rule in RULES.items() if rule.who == "admin" and rule.roles == _ADMIN)
 # Actions an admin or the account's owner may take.
 OWNER_ACTIONS = frozenset({"access.approved", "access.denied", "review.certified"})
 # Actions that read or change a credential: an admin or a live holder, never an auditor.
 HOLDER_ACTIONS = frozenset(
     {"secret.set", "secret.revealed", "rotation.started", "rotation.confirmed", "rotation.aborted"}
 )
+
+
+def _rule_of(action: str) -> Rule:
+    rule = RULES.get(action)
+    if rule is None:
+        raise RuleBroken(f"{action} is not an event govern writes")
+    return rule
+
+
+def _check_role(rule: Rule, event: EventRecord, actor: Person) -> None:
+    if actor.role not in rule.roles:
+        raise RuleBroken(
+            f"{event.action} by {event.actor}, a {actor.role}: only {', '.join(sorted(rule.roles))} may sign it"
+        )
+
+
+def rule_table_markdown() -> str:
+    """The rule table as docs/security.md shows it (tests/test_docs.py compares them)."""
+    lines = ["| Event | Roles | Who signs | About | Consistent with |", "|---|---|---|---|---|"]
+    for action, rule in RULES.items():
+        roles = ", ".join(sorted(rule.roles))
+        lines.append(f"| `{action}` | {roles} | {rule.who} | {rule.about} | {rule.consistent} |")
+    return "\n".join(lines) + "\n"
+
+
 KINDS = {"password": "password", "totp-uri": "totp", "recovery-codes": "recovery-codes"}
+# How long a superseded version is kept before it is destroyed (govern.services.secrets).
+RETENTION_S = 30 * 24 * 3600
+# The longest reason an event may carry (input allows 1000; govern prefixes some, e.g. "offboarded: …").
+MAX_REASON_CHARS = 2000
+# How far ahead of the verifying client's clock an event may be dated (issue 19).
+MAX_SKEW_S = 5 * 60
+# Offboarding follow-up step kind of each exposure kind (offboarding/plan.py titles them).
+FOLLOW_UP_STEPS = {"password": "rotate-password", "totp": "reenrol-totp", "recovery-codes": "regenerate-recovery-codes"}
 # Why a reveal was refused (``secret.denied``): no live grant, an auditor, an earlier version.
 DENIALS = frozenset({"no-grant", "auditor", "earlier-version"})
 
@@ -86,6 +189,11 @@ def recovery_message(vault_id: str, tx: str, admin: str, fingerprint: str) -> by
     return _RECOVERY_DOMAIN + _canonical({"vault_id": vault_id, "tx": tx, "admin": admin, "key": fingerprint})
 
 
+def text_digest(value: str | list[str]) -> str:
+    """The commitment to free text people read (a request's reason, a plan's step titles)."""
+    return hashlib.sha256(b"govern-text/v1\n" + _canonical(value)).hexdigest()
+
+
 def key_blob_digest(blob: bytes) -> str:
     """The commitment to a re-sealed private-key blob (``staff.passphrase_changed``)."""
     return hashlib.sha256(b"govern-key-blob/v1\n" + blob).hexdigest()
@@ -102,6 +210,12 @@ _TIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z")
 
 def _is_time(value: object) -> bool:
     return isinstance(value, str) and _TIME.fullmatch(value) is not None
+
+
+def retention_end(superseded: str) -> str:
+    """When a version superseded at ``superseded`` (an event time) may be destroyed."""
+    moment = datetime.strptime(superseded, "%Y-%m-%dT%H:%M:%S.%fZ") + timedelta(seconds=RETENTION_S)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def _no_constants(name: str) -> Any:
@@ -216,6 +330,7 @@ class Version:
     by: str
     how: str
     created: str = ""  # when it was sealed (a rotation's version is confirmed later: ``at``)
+    superseded: str = ""  # when a newer value replaced it (its retention runs from then)
 
 
 @dataclass
@@ -228,6 +343,7 @@ class Case:
     step_accounts: dict[str, str] = field(default_factory=dict)  # step number -> account it is about
     status: str = "open"
     step_kinds: dict[str, str] = field(default_factory=dict)  # step number -> kind (manual, rotate-password…)
+    titles: str = ""  # text_digest of the steps' titles, in order (what people read; issue 19)
 
 
 @dataclass
@@ -259,6 +375,16 @@ class LogState:
     knowledge: set[tuple[str, str]] = field(default_factory=set)  # account, handle
     cases: dict[int, Case] = field(default_factory=dict)
     last_ts: str = ""  # events never go back in time
+    # Issue 19: the state computes exposure and the offboarding plan itself (rows only index).
+    wrapped: set[tuple[int, str]] = field(default_factory=set)  # every (data key, fingerprint) ever wrapped
+    known_versions: set[tuple[str, str, int]] = field(default_factory=set)  # account, handle, version recorded
+    # contained transactions: first seq -> {seq, signer, rule, acknowledged_by} (audit/contain.py)
+    violations: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # transactions to skip while replaying (first seq -> (event, signer, rule)) and the clock bound
+    review_items: dict[int, list[int]] = field(default_factory=dict)  # review -> grants live at its start
+    request_reasons: dict[int, str] = field(default_factory=dict)  # request -> text_digest of its signed reason
+    _contain: dict[int, tuple[int, str, str]] = field(default_factory=dict, init=False, repr=False, compare=False)
+    _not_after: str | None = field(default=None, init=False, repr=False, compare=False)
     # (transaction, actor, "init" or the recovered admin's key) while init or a recovery is replayed
     _boot: tuple[str, str, str] | None = field(default=None, init=False, repr=False, compare=False)
     # what this transaction did so far: approvals by its actor, accounts it set a new value of
@@ -329,14 +455,58 @@ class LogState:
     def apply_transaction(self, events: list[EventRecord], seal: SealRecord) -> bytes:
         """Apply one verified-link transaction; return the Ed25519 key its seal must verify with.
 
-        Raises :class:`ChainError` at the first event that breaks a rule. On error the
-        state may be partly updated: callers discard it (a client never saves it).
+        Raises :class:`ChainError` at the first event that breaks a rule: a
+        :class:`RuleViolation` naming the owner of the seal's key when the log already knew
+        that key (the transaction is attributable: its signature, checked later, is that
+        person's; a verifier may contain it, audit/contain.py). A seal under a key the log
+        does not know is a chain break. On error the state may be partly updated: callers
+        discard it (a client never saves it). A transaction this state was told to contain is
+        skipped: its seal is still checked, with the key's owner's public key.
         """
+        first = events[0].seq
+        if first in self._contain:
+            return self._skip(events, seal)
+        known = self.keys.get(seal.key)
+        try:
+            return self._apply_transaction(events, seal)
+        except RuleViolation as violation:
+            if known is None:
+                raise ChainError(violation.rule, violation.seq) from None
+            violation.first, violation.signer = first, known.owner
+            raise
+
+    def _skip(self, events: list[EventRecord], seal: SealRecord) -> bytes:
+        """A contained transaction: named (signer, event, rule) and left out of the state."""
+        key = self.keys.get(seal.key)
+        if key is None:
+            raise ChainError(f"seal is signed by unknown key {seal.key} of {seal.signer}", events[0].seq)
+        seq, signer, rule = self._contain[events[0].seq]
+        self.violations[str(events[0].seq)] = {"seq": seq, "signer": signer, "rule": rule, "acknowledged_by": None}
+        self.seq, self.head = events[-1].seq, events[-1].hash
+        return key.ed25519
+
+    def contain(self, violations: dict[int, tuple[int, str, str]], not_after: str | None) -> None:
+        """Skip these transactions (first seq -> (event, signer, rule)); refuse times after ``not_after``.
+
+        ``not_after`` is the verifying client's clock plus the allowed skew (the caller's, so
+        that this module stays pure): an event dated later breaks a rule (issue 19).
+        """
+        self._contain = dict(violations)
+        self._not_after = not_after
+
+    def _check_time(self, ts: str, seq: int) -> None:
+        """Never before the previous event, nor more than the skew ahead of the verifier's clock."""
+        if not _is_time(ts) or ts < self.last_ts:
+            raise RuleViolation(f"its time {ts} goes back before the previous event's {self.last_ts}", seq)
+        if self._not_after is not None and ts > self._not_after:
+            skew = MAX_SKEW_S // 60
+            raise RuleViolation(f"its time {ts} is more than {skew} minutes ahead of the verifier's clock", seq)
+
+    def _apply_transaction(self, events: list[EventRecord], seal: SealRecord) -> bytes:
         known_before = seal.key in self.keys
         self._boot = None
         self._tx = {}
-        if not _is_time(seal.ts) or seal.ts < self.last_ts:
-            raise ChainError(f"its time {seal.ts} goes back before the previous event's {self.last_ts}", events[0].seq)
+        self._check_time(seal.ts, events[0].seq)
         self.last_ts = seal.ts
         for event in events:
             try:
@@ -346,17 +516,19 @@ class LogState:
                     raise RuleBroken("its time is not its transaction's time")
                 self._apply(event, timed=True)
             except RuleBroken as broken:
-                raise ChainError(str(broken), event.seq) from None
+                raise RuleViolation(str(broken), event.seq) from None
             except (KeyError, TypeError, ValueError, AttributeError, OverflowError, RecursionError, IndexError):
-                raise ChainError(f"{event.action} carries malformed data", event.seq) from None
+                raise RuleViolation(f"{event.action} carries malformed data", event.seq) from None
             self.seq, self.head = event.seq, event.hash
         if self._tx.get("over_cap"):
-            raise ChainError("a grant over the holder cap without an admin's recorded reason", events[0].seq)
+            raise RuleViolation("a grant over the holder cap without an admin's recorded reason", events[0].seq)
         if not self._tx.get("needs_renewal", set()) <= self._tx.get("renewed", set()):
-            raise ChainError("offboarding steps closed by someone who did not rotate their account", events[0].seq)
+            raise RuleViolation("offboarding steps closed by someone who did not rotate their account", events[0].seq)
         key = self.keys.get(seal.key)
-        if key is None or key.owner != seal.signer:
+        if key is None:
             raise ChainError(f"seal is signed by unknown key {seal.key} of {seal.signer}", events[0].seq)
+        if key.owner != seal.signer:
+            raise RuleViolation(f"seal names {seal.signer} but is signed with {key.owner}'s key", events[0].seq)
         if not known_before:
             # A key may sign the transaction that introduced it only when that transaction
             # is an introduction the rules accepted: init, an enrolment, a recovery.
@@ -367,7 +539,7 @@ class LogState:
                 )
         person = self.people.get(seal.signer)
         if person is None or person.key != seal.key:
-            raise ChainError(f"seal is signed with a key {seal.signer} does not hold", events[0].seq)
+            raise RuleViolation(f"seal is signed with a key {seal.signer} does not hold", events[0].seq)
         return key.ed25519
 
     def begin_own(self) -> None:
@@ -391,6 +563,8 @@ class LogState:
             if not _is_time(event.ts) or event.ts < self.last_ts:
                 raise RuleBroken(f"its time {event.ts} goes back before the previous event's {self.last_ts}")
             self.last_ts = event.ts
+        if event.reason is not None and len(event.reason) > MAX_REASON_CHARS:
+            raise RuleBroken(f"its reason is longer than {MAX_REASON_CHARS} characters")
         handler = _HANDLERS.get(action)
         # Most events (reveals above all) change nothing but are checked against the actor's
         # rights; their data is covered by the chain and need not be parsed (the hot path).
@@ -413,6 +587,7 @@ class LogState:
     def _authorise(self, event: EventRecord, data: dict[str, Any]) -> None:
         action = event.action
         actor = self.people.get(event.actor)
+        rule = _rule_of(action)
         if action == "staff.enrolled":
             return  # checked by its handler (code signature, or the recovery/init transaction)
         if action == "staff.added" and self._bootstrapping(event) is not None:
@@ -421,6 +596,7 @@ class LogState:
             return
         if actor is None or actor.status != "active":
             raise RuleBroken(f"{event.actor} acted without being an active person")
+        _check_role(rule, event, actor)
         is_admin = actor.role == "admin"
         account = event.account or ""
         if is_admin and action not in _DECISIONS:
@@ -702,6 +878,7 @@ class LogState:
         if event.subject != event.actor or self.people[event.actor].role == "auditor":
             raise RuleBroken("a request made for someone else, or by an auditor")
         self.requests[request] = [slug, event.actor, "pending"]
+        self.request_reasons[request] = text_digest(event.reason or "")
 
     def _decide(self, event: EventRecord, data: dict[str, Any], status: str) -> int:
         request = int(data["request"])
@@ -726,8 +903,12 @@ class LogState:
             raise RuleBroken("only the requester may withdraw a request")
         self._decide(event, data, "withdrawn")
 
-    def _on_access_recorded(self, event: EventRecord, _data: dict[str, Any]) -> None:
-        self.knowledge.add((str(event.account), str(event.subject)))
+    def _on_access_recorded(self, event: EventRecord, data: dict[str, Any]) -> None:
+        slug, number = str(event.account), int(data["version"])
+        if self.version(slug, number) is None or str(event.subject) not in self.people:
+            raise RuleBroken(f"a knowledge record of version {number} of {slug}, which does not exist")
+        self.knowledge.add((slug, str(event.subject)))
+        self.known_versions.add((slug, str(event.subject), number))
 
     # -- keys and versions ----------------------------------------------------------------
 
@@ -738,6 +919,7 @@ class LogState:
         if fingerprint not in self.may_receive(slug, ts):
             raise RuleBroken(f"data key {key_id} of {slug} wrapped to {fingerprint}, who may not hold it")
         self.wraps.add((key_id, fingerprint))
+        self.wrapped.add((key_id, fingerprint))
 
     def _on_key_created(self, event: EventRecord, data: dict[str, Any]) -> None:
         slug = str(event.account)
@@ -780,8 +962,19 @@ class LogState:
         ):
             raise RuleBroken(f"{event.actor} took {subject}'s keys of {slug}, who still holds it")
         self._removed(data)
+        known = set(self.known_secrets(slug, subject))
         for mark in data.get("exposed", []):
-            self.exposures.add((str(event.account), int(mark["version"]), str(event.subject), str(mark["kind"])))
+            if (str(mark["kind"]), int(mark["version"])) not in known:
+                raise RuleBroken(f"key.unwrapped marks {subject} exposed to {mark['kind']} of {slug} version"
+                                 f" {mark['version']}, which the log does not say they may know")  # fmt: skip
+            self.exposures.add((slug, int(mark["version"]), subject, str(mark["kind"])))
+        unmarked = self.unmarked_exposure(slug, subject)
+        if unmarked:
+            kind, number = unmarked[0]
+            raise RuleBroken(
+                f"key.unwrapped leaves {subject}'s knowledge of {kind} of {slug} version {number} unmarked:"
+                " its exposed list is not the one the log gives"
+            )
 
     def _on_key_retired(self, event: EventRecord, data: dict[str, Any]) -> None:
         slug = str(event.account)
@@ -793,7 +986,10 @@ class LogState:
             raise RuleBroken(f"key.retired names keys that are not {slug}'s")
         allowed = self.may_receive(slug, event.ts)
         custodians = self._custodian_keys()
+        retiring = {int(k) for k in data.get("data_keys", [])}
         for key_id, fingerprint in data.get("removed", []):
+            if int(key_id) not in retiring | {current}:
+                raise RuleBroken(f"key.retired removes a wrap of data key {key_id}, which it does not retire")
             if fingerprint in custodians or (int(key_id) == current and fingerprint in allowed):
                 raise RuleBroken(f"key.retired removes the wrap of {fingerprint}, who must keep it")
         self._removed(data)
@@ -828,17 +1024,18 @@ class LogState:
         versions[number] = version
         return version
 
-    def _supersede_current(self, slug: str) -> None:
+    def _supersede_current(self, slug: str, ts: str = "") -> None:
         for version in self.versions.get(slug, {}).values():
             if version.status == "current":
                 version.status = "superseded"
+                version.superseded = ts
 
     def _clear(self, slug: str, kinds: set[str], number: int) -> None:
         self.exposures = {e for e in self.exposures if not (e[0] == slug and e[3] in kinds and e[1] < number)}
 
     def _on_secret_set(self, event: EventRecord, data: dict[str, Any]) -> None:
         slug = str(event.account)
-        self._supersede_current(slug)
+        self._supersede_current(slug, event.ts)
         version = self._new_version(event, data, int(data["version"]), "current", "secret set")
         self._clear(slug, {KINDS[f] for f in version.changed if f in KINDS}, version.number)
         self._tx.setdefault("renewed", set()).add(slug)
@@ -859,7 +1056,7 @@ class LogState:
         rotation = self.rotations.get(int(data["rotation"]))
         if version.status != "pending" or rotation != [slug, str(version.number), "pending"]:
             raise RuleBroken(f"confirmation of a rotation of {slug} that is not pending")
-        self._supersede_current(slug)
+        self._supersede_current(slug, event.ts)
         version.status = "current"
         version.at, version.by = event.ts, event.actor
         rotation[2] = "confirmed"
@@ -885,13 +1082,18 @@ class LogState:
         person = self.people[event.actor]
         if person.key is None or event.subject not in (None, event.actor) or str(event.account) not in self.accounts:
             raise RuleBroken(f"secret.denied by {event.actor} that is not their own attempt on a known account")
-        if str(data["why"]) not in DENIALS or not isinstance(data["field"], str):
+        if str(data["why"]) not in DENIALS or not isinstance(data["field"], str) or len(data["field"]) > 64:
             raise RuleBroken(f"secret.denied with an unknown reason {data['why']!r}")
 
     def _on_secret_destroyed(self, event: EventRecord, data: dict[str, Any]) -> None:
         version = self.versions[str(event.account)][int(data["version"])]
         if version.status != "superseded":
             raise RuleBroken(f"destruction of version {version.number}, which is {version.status}")
+        if version.superseded and event.ts < retention_end(version.superseded):
+            raise RuleBroken(
+                f"destruction of version {version.number} of {event.account} before its retention ends"
+                f" ({retention_end(version.superseded)})"
+            )
         version.status = "destroyed"
 
     # -- policy, reviews, offboarding -----------------------------------------------------
@@ -905,17 +1107,61 @@ class LogState:
             raise RuleBroken("an acknowledgement of a policy that was not published, or for someone else")
         self.acks.add((version, str(event.subject)))
 
-    def _on_review_started(self, _event: EventRecord, data: dict[str, Any]) -> None:
-        self.reviews[int(data["review"])] = "open"
+    def review_grants(self, ts: str) -> list[int]:
+        """The grants a review started at ``ts`` covers: every grant live then."""
+        return sorted(g.id for g in self.grants.values() if g.live_at(ts) and g.expired is None)
 
-    def _on_review_certified(self, _event: EventRecord, data: dict[str, Any]) -> None:
-        self.review_decisions[f"{int(data['review'])}:{int(data['grant'])}"] = "certified"
+    def undecided_items(self, review: int, ts: str) -> list[int]:
+        """Grants of ``review`` still live at ``ts`` that nobody certified or revoked."""
+        return [
+            grant_id
+            for grant_id in self.review_items.get(review, [])
+            if f"{review}:{grant_id}" not in self.review_decisions and self.grants[grant_id].live_at(ts)
+        ]
 
-    def _on_review_revoked(self, _event: EventRecord, data: dict[str, Any]) -> None:
-        self.review_decisions[f"{int(data['review'])}:{int(data['grant'])}"] = "revoked"
+    def _on_review_started(self, event: EventRecord, data: dict[str, Any]) -> None:
+        review = int(data["review"])
+        if review in self.reviews or any(status == "open" for status in self.reviews.values()):
+            raise RuleBroken(f"review {review} started twice, or while another is open")
+        items = self.review_grants(event.ts)
+        if int(data["items"]) != len(items):
+            raise RuleBroken(f"review {review} says {data['items']} items but {len(items)} grants were live")
+        self.reviews[review] = "open"
+        self.review_items[review] = items
 
-    def _on_review_closed(self, _event: EventRecord, data: dict[str, Any]) -> None:
-        self.reviews[int(data["review"])] = "closed"
+    def _review_item(self, event: EventRecord, data: dict[str, Any]) -> str:
+        review, grant_id = int(data["review"]), int(data["grant"])
+        key = f"{review}:{grant_id}"
+        grant = self.grants.get(grant_id)
+        if (
+            self.reviews.get(review) != "open"
+            or grant_id not in self.review_items.get(review, [])
+            or grant is None
+            or (grant.account, grant.handle) != (str(event.account), str(event.subject))
+            or key in self.review_decisions
+        ):
+            raise RuleBroken(f"a decision on grant {grant_id}, which is not an undecided item of open review {review}")
+        return key
+
+    def _on_review_certified(self, event: EventRecord, data: dict[str, Any]) -> None:
+        key = self._review_item(event, data)
+        if event.subject == event.actor:
+            raise RuleBroken(f"{event.actor} certified their own access")
+        if self.people[event.actor].role != "admin" and self.accounts[str(event.account)].owner != event.actor:
+            raise RuleBroken(f"{event.actor} certified access to {event.account}, which they do not own")
+        self.review_decisions[key] = "certified"
+
+    def _on_review_revoked(self, event: EventRecord, data: dict[str, Any]) -> None:
+        self.review_decisions[self._review_item(event, data)] = "revoked"
+
+    def _on_review_closed(self, event: EventRecord, data: dict[str, Any]) -> None:
+        review = int(data["review"])
+        if self.reviews.get(review) != "open":
+            raise RuleBroken(f"review {review} closed but it is not open")
+        left = self.undecided_items(review, event.ts)
+        if left:
+            raise RuleBroken(f"review {review} closed with grant {left[0]} live and undecided")
+        self.reviews[review] = "closed"
 
     def _on_offboard_started(self, event: EventRecord, data: dict[str, Any]) -> None:
         case_id = int(data["case"])
@@ -924,6 +1170,11 @@ class LogState:
         plan = {str(n): str(account) for n, _kind, account in data["plan"] if account is not None}
         if len(data["plan"]) != int(data["steps"]):
             raise RuleBroken(f"case {case_id} plans {len(data['plan'])} steps but says {data['steps']}")
+        if [int(n) for n, _kind, _account in data["plan"]] != list(range(1, len(data["plan"]) + 1)):
+            raise RuleBroken(f"case {case_id} numbers its steps out of order")
+        self._check_plan(
+            str(event.subject), [(str(kind), None if a is None else str(a)) for _n, kind, a in data["plan"]]
+        )
         self.cases[case_id] = Case(
             id=case_id,
             handle=str(event.subject),
@@ -931,6 +1182,7 @@ class LogState:
             deadline=str(data["deadline"]),
             step_accounts=plan,
             step_kinds={str(n): str(kind) for n, kind, _account in data["plan"]},
+            titles=str(data.get("titles", "")),
         )
 
     def _close_step(self, data: dict[str, Any], how: str) -> None:
@@ -942,6 +1194,16 @@ class LogState:
 
     def _on_offboard_step_done(self, _event: EventRecord, data: dict[str, Any]) -> None:
         self._close_step(data, "done")
+        case = self.cases[int(data["case"])]
+        step = str(int(data["step"]))
+        account = case.step_accounts.get(step)
+        if case.step_kinds.get(step) == "remove-access" and account is not None:
+            unmarked = self.unmarked_exposure(account, case.handle)
+            if unmarked:
+                raise RuleBroken(
+                    f"step {step} of case {case.id} removed {case.handle}'s access to {account} without marking"
+                    f" what they may know ({unmarked[0][0]} of version {unmarked[0][1]}) exposed"
+                )
         for number in data.get("followups_closed", []):
             self._close_step({"case": data["case"], "step": number}, "done")
 
@@ -981,6 +1243,140 @@ class LogState:
             raise RuleBroken(f"case {case.id} completed with steps still open")
         case.status = "closed"
 
+    # -- issue 19: what the log itself says a person may know, and what offboarding them is ------
+    # The services take exposure and the offboarding plan from here (rows only index them), and
+    # the rules check every signed claim about them (``key.unwrapped``'s ``exposed`` list, the
+    # plan of ``offboard.started``, a closed remove-access step) against the same computation.
+
+    def keys_of(self, handle: str) -> set[str]:
+        """Every key fingerprint that ever belonged to ``handle`` (a key has one owner for ever)."""
+        return {fp for fp, key in self.keys.items() if key.owner == handle}
+
+    def _lineage(self, newest_first: list[Version], name: str) -> list[Version]:
+        """The versions carrying the current value of field ``name``: newest first, back to its change."""
+        out: list[Version] = []
+        for version in newest_first:
+            if version.status == "pending":
+                continue
+            if name not in version.fields:
+                return out
+            out.append(version)
+            if name in version.changed:
+                break
+        return out
+
+    def known_secrets(self, account: str, handle: str) -> list[tuple[str, int]]:
+        """``(kind, version)`` pairs of ``account`` whose value ``handle`` may know (govern/exposure.py).
+
+        A kind's current value is known when any version carrying it was sealed under a data
+        key ever wrapped to one of their keys, or (the password) when a signed knowledge record
+        names one of those versions; a pending password when its key was wrapped to them.
+        ``version`` is the one to rotate: the current one, or the pending one.
+        """
+        versions = sorted(
+            (v for v in self.versions.get(account, {}).values() if v.status != "aborted"),
+            key=lambda v: v.number,
+            reverse=True,
+        )
+        fingerprints = self.keys_of(handle)
+        keys = {key_id for key_id, fp in self.wrapped if fp in fingerprints}
+        current = next((v for v in versions if v.status == "current"), None)
+        found: list[tuple[str, int]] = []
+        if current is not None:
+            for name, kind in KINDS.items():
+                chain = self._lineage(versions, name)
+                if chain and any(v.data_key in keys for v in chain):
+                    found.append((kind, current.number))
+            if not any(kind == "password" for kind, _n in found):
+                recorded = {n for a, h, n in self.known_versions if a == account and h == handle}
+                if any(v.number in recorded for v in self._lineage(versions, "password")):
+                    found.append(("password", current.number))
+        pending = next((v for v in versions if v.status == "pending"), None)
+        if pending is not None and pending.data_key in keys and "password" in pending.fields:
+            found.append(("password", pending.number))
+        return found
+
+    def touched_accounts(self, handle: str) -> list[str]:
+        """Every account ``handle`` holds, held, could decrypt or is recorded as knowing."""
+        touched = {g.account for g in self.grants.values() if g.handle == handle}
+        fingerprints = self.keys_of(handle)
+        touched |= {
+            self.data_keys[key_id].account
+            for key_id, fp in self.wrapped | self.wraps
+            if fp in fingerprints and key_id in self.data_keys
+        }
+        touched |= {a for a, h in self.knowledge if h == handle}
+        return sorted(touched)
+
+    def exposure_open(self, account: str, handle: str, kind: str, number: int) -> bool:
+        """An uncleared exposure of ``handle`` to the value ``(kind, version number)`` holds."""
+        pending = self.versions[account][number].status == "pending"
+        for slug, exposed, who, what in self.exposures:
+            if (slug, who, what) != (account, handle, kind):
+                continue
+            version = self.versions[account].get(exposed)
+            if version is not None and (exposed == number if pending else version.status != "pending"):
+                return True
+        return False
+
+    def unmarked_exposure(self, account: str, handle: str) -> list[tuple[str, int]]:
+        """What ``handle`` may know of ``account`` that no open exposure records (should be empty)."""
+        return [
+            (kind, n)
+            for kind, n in self.known_secrets(account, handle)
+            if not self.exposure_open(account, handle, kind, n)
+        ]
+
+    def offboarding_plan(self, handle: str) -> list[tuple[str, str | None]]:
+        """The ``(step kind, account)`` steps of offboarding ``handle`` that the log decides.
+
+        In the order ``offboard start`` runs them; the platform's manual steps (one list per
+        touched account, from govern's platform rules) are added by the planner and are the
+        only other steps a signed plan may carry.
+        """
+        steps: list[tuple[str, str | None]] = [("suspend", None)]
+        if any(r[1] == handle and r[2] == "pending" for r in self.requests.values()):
+            steps.append(("cancel-requests", None))
+        steps += [("reassign-owner", slug) for slug in sorted(self.accounts) if self.accounts[slug].owner == handle]
+        touched = self.touched_accounts(handle)
+        steps += [("remove-access", slug) for slug in touched]
+        for slug in touched:
+            kinds = sorted({kind for kind, _n in self.known_secrets(slug, handle)})
+            steps += [(FOLLOW_UP_STEPS[kind], slug) for kind in kinds]
+        return steps
+
+    def _check_plan(self, handle: str, plan: list[tuple[str, str | None]]) -> None:
+        expected = self.offboarding_plan(handle)
+        touched = set(self.touched_accounts(handle))
+        decided = [step for step in plan if step[0] != "manual"]
+        manual_ok = all(account in touched for kind, account in plan if kind == "manual")
+        if decided != expected or not manual_ok:
+            missing = [f"{k} {a or ''}".strip() for k, a in expected if (k, a) not in decided]
+            extra = [f"{k} {a or ''}".strip() for k, a in decided if (k, a) not in expected]
+            raise RuleBroken(
+                f"an offboarding plan of {handle} that is not the one the log gives"
+                f" (missing: {', '.join(missing) or 'none'}; not due: {', '.join(extra) or 'none'})"
+            )
+
+    # -- issue 19: contained transactions ------------------------------------------------------
+
+    def unacknowledged_violations(self) -> list[dict[str, Any]]:
+        """Contained transactions no admin has yet recorded a decision about (oldest first)."""
+        return [
+            {"transaction": int(first), **v}
+            for first, v in sorted(self.violations.items(), key=lambda item: int(item[0]))
+            if v.get("acknowledged_by") is None
+        ]
+
+    def _on_audit_violation_acknowledged(self, event: EventRecord, data: dict[str, Any]) -> None:
+        first = str(int(data["transaction"]))
+        violation = self.violations.get(first)
+        if violation is None or violation.get("acknowledged_by") is not None:
+            raise RuleBroken(f"an acknowledgement of transaction {first}, which is not a contained violation")
+        if not isinstance(event.reason, str) or not event.reason.strip():
+            raise RuleBroken("an acknowledgement of a contained transaction without a reason")
+        violation["acknowledged_by"] = event.actor
+
     # -- serialisation --------------------------------------------------------------------
 
     def to_json(self) -> dict[str, Any]:
@@ -999,14 +1395,18 @@ class LogState:
         raw["exposures"] = sorted([list(e) for e in self.exposures])
         raw["acks"] = sorted([list(a) for a in self.acks])
         raw["knowledge"] = sorted([list(k) for k in self.knowledge])
+        raw["wrapped"] = sorted([list(w) for w in self.wrapped])
+        raw["known_versions"] = sorted([list(k) for k in self.known_versions])
         raw["versions"] = {slug: {str(n): asdict(v) for n, v in vs.items()} for slug, vs in self.versions.items()}
         raw.pop("_boot", None)
         raw.pop("_tx", None)
         raw.pop("_by_account", None)
+        raw.pop("_contain", None)
+        raw.pop("_not_after", None)
         return raw
 
     @classmethod
-    def from_json(cls, raw: dict[str, Any]) -> "LogState":
+    def from_json(cls, raw: dict[str, Any]) -> LogState:
         if raw.get("format") != STATE_FORMAT:
             raise ValueError("unknown state format")
 
@@ -1039,6 +1439,11 @@ class LogState:
             review_decisions={str(k): str(v) for k, v in raw["review_decisions"].items()},
             knowledge={(str(a), str(h)) for a, h in raw["knowledge"]},
             cases={int(i): Case(**c) for i, c in raw["cases"].items()},
+            wrapped={(int(k), str(f)) for k, f in raw["wrapped"]},
+            known_versions={(str(a), str(h), int(n)) for a, h, n in raw["known_versions"]},
+            violations={str(k): dict(v) for k, v in raw["violations"].items()},
+            review_items={int(k): [int(g) for g in v] for k, v in raw["review_items"].items()},
+            request_reasons={int(k): str(v) for k, v in raw["request_reasons"].items()},
         )
         return state
 

@@ -160,6 +160,8 @@ class WriteTx:
     def believe(self, state: LogState) -> None:
         """Take decisions from ``state``, which follows this transaction's own events."""
         self.trust = state
+        self.audit.not_before(state.last_ts)
+        self.now = self.audit.now
         state.begin_own()
         self.audit.listener = state.apply_own
 

@@ -1,9 +1,10 @@
-"""Exposure: which secrets a person may know, computed from the history of wraps.
+"""Exposure: which secrets a person may know, computed by the verified log from every wrap.
 
 A person may know the current value of a secret kind if any version carrying that
 value (from the version that last changed it up to the current one, and the pending
 one) was sealed under a data key that was ever wrapped to them. Only a new value of
-that kind clears the exposure.
+that kind clears the exposure. The verified state computes it (``LogState.known_secrets``)
+and the rules check every ``key.unwrapped`` against it; rows only index it.
 """
 
 from datetime import datetime
@@ -11,9 +12,11 @@ from typing import TYPE_CHECKING, Any
 
 from sqlmodel import Session, col, select
 
-from govern.models import Account, CredentialVersion, Exposure, KnowledgeRecord, Person, WrapHistory
+from govern.errors import IntegrityFailure
+from govern.models import Account, CredentialVersion, Exposure, Person
 
 if TYPE_CHECKING:
+    from audit.state import LogState
     from govern.db import WriteTx
 
 # Exposure kind -> the sealed field whose value it is about.
@@ -21,59 +24,26 @@ KINDS: dict[str, str] = {"password": "password", "totp": "totp-uri", "recovery-c
 FIELD_KIND: dict[str, str] = {field: kind for kind, field in KINDS.items()}
 
 
-def _versions(session: Session, account: Account) -> list[CredentialVersion]:
-    return list(
-        session.exec(
-            select(CredentialVersion)
-            .where(CredentialVersion.account_id == account.id, CredentialVersion.status != "aborted")
-            .order_by(col(CredentialVersion.number).desc())
-        ).all()
-    )
+def known_secrets(
+    session: Session, state: "LogState", account: Account, person: Person
+) -> list[tuple[str, CredentialVersion]]:
+    """``(kind, version)`` pairs whose value ``person`` may know; ``version`` is the one to rotate.
 
-
-def lineage(versions: list[CredentialVersion], field: str) -> list[CredentialVersion]:
-    """The versions carrying the current value of ``field``: newest first, back to its change."""
-    out: list[CredentialVersion] = []
-    for version in versions:
-        if version.status == "pending":
-            continue
-        if field not in version.fields.split(","):
-            return out if out else []
-        out.append(version)
-        if field in version.changed.split(","):
-            break
-    return out
-
-
-def keys_ever_wrapped(session: Session, person: Person) -> set[int]:
-    return {h.data_key_id for h in session.exec(select(WrapHistory).where(WrapHistory.person_id == person.id)).all()}
-
-
-def known_secrets(session: Session, account: Account, person: Person) -> list[tuple[str, CredentialVersion]]:
-    """``(kind, version)`` pairs whose value ``person`` may know; ``version`` is the one to rotate."""
-    versions = _versions(session, account)
-    keys = keys_ever_wrapped(session, person)
+    Computed by the verified log (:meth:`audit.state.LogState.known_secrets`: every key ever
+    wrapped to them, knowledge records by version), never from the wrap history or knowledge
+    rows, which anyone with write access to the database could delete or repoint (issue 19).
+    The rows are only looked up for the version named.
+    """
     found: list[tuple[str, CredentialVersion]] = []
-    current = next((v for v in versions if v.status == "current"), None)
-    for kind, field in KINDS.items():
-        chain = lineage(versions, field)
-        if current is not None and chain and any(v.data_key_id in keys for v in chain):
-            found.append((kind, current))
-    if current is not None and not any(kind == "password" for kind, _v in found):
-        # Recorded as knowing the password out of band, and it has not changed since.
-        recorded = {
-            r.version_id
-            for r in session.exec(
-                select(KnowledgeRecord).where(
-                    KnowledgeRecord.account_id == account.id, KnowledgeRecord.person_id == person.id
-                )
-            ).all()
-        }
-        if any(v.id in recorded for v in lineage(versions, "password")):
-            found.append(("password", current))
-    pending = next((v for v in versions if v.status == "pending"), None)
-    if pending is not None and pending.data_key_id in keys and "password" in pending.fields.split(","):
-        found.append(("password", pending))
+    for kind, number in state.known_secrets(account.slug, person.handle):
+        version = session.exec(
+            select(CredentialVersion).where(
+                CredentialVersion.account_id == account.id, CredentialVersion.number == number
+            )
+        ).first()
+        if version is None:
+            raise IntegrityFailure(f"version {number} of {account.slug}, which the signed log names, is missing")
+        found.append((kind, version))
     return found
 
 
@@ -109,7 +79,7 @@ def mark_exposed(
     """Record every secret of ``account`` that ``person`` may know as exposed; return the new ones."""
     session = tx.session
     marked = []
-    for kind, version in known_secrets(session, account, person):
+    for kind, version in known_secrets(session, tx.state, account, person):
         existing = _open_exposure_of_value(session, account, person, kind, version)
         if existing is not None:
             if deadline is not None and (existing.deadline is None or deadline < existing.deadline):

@@ -10,6 +10,8 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
+from audit.log import format_ts
+from audit.state import retention_end
 from govern.custody import drop_wraps
 from govern.db import WriteTx
 from govern.models import Account, CredentialVersion, Grant, Person, SealedField
@@ -70,21 +72,33 @@ def discard_version(tx: WriteTx, version: CredentialVersion, status: str) -> Non
 
 
 def destroy_expired_versions(tx: WriteTx) -> list[dict[str, Any]]:
-    """Superseded versions past their retention are destroyed (run by every write)."""
-    session = tx.session
-    due = session.exec(
-        select(CredentialVersion, Account)
-        .where(
-            CredentialVersion.status == "superseded",
-            col(CredentialVersion.retain_until).is_not(None),
-            col(CredentialVersion.retain_until) <= tx.now,
-            CredentialVersion.account_id == Account.id,
-        )
-        .order_by(col(CredentialVersion.id))
-    ).all()
+    """Superseded versions past their retention are destroyed (run by every write but an auditor's).
+
+    Which versions are due comes from the verified log (when each was superseded, and the
+    retention), never from ``retain_until``, which a database writer could move into the past;
+    the rule of ``secret.destroyed`` refuses an early destruction all the same.
+    """
+    state = tx.state
+    actor = state.people.get(tx.audit.actor)
+    if actor is None or actor.role == "auditor":
+        return []
+    now = format_ts(tx.now)
+    due = sorted(
+        (slug, number)
+        for slug, versions in state.versions.items()
+        for number, version in versions.items()
+        if version.status == "superseded" and version.superseded and retention_end(version.superseded) <= now
+    )
     done = []
-    for version, account in due:
-        discard_version(tx, version, "destroyed")
-        tx.audit.append("secret.destroyed", account=account.slug, data={"version": version.number})
-        done.append({"account": account.slug, "version": version.number})
+    for slug, number in due:
+        row = tx.session.exec(
+            select(CredentialVersion).where(
+                CredentialVersion.account_id == Account.id, Account.slug == slug, CredentialVersion.number == number
+            )
+        ).first()
+        if row is None or row.status != "superseded":
+            continue  # the rows are compared with the log before any write: another writer got there first
+        discard_version(tx, row, "destroyed")
+        tx.audit.append("secret.destroyed", account=slug, data={"version": number})
+        done.append({"account": slug, "version": number})
     return done

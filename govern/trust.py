@@ -34,12 +34,13 @@ from typing import Any
 from sqlalchemy import text
 from sqlmodel import Session, select
 
-from audit.chain import EventRecord, verify_chain
+from audit.chain import EventRecord
+from audit.contain import verify_contained
 from audit.errors import ChainError
 from audit.log import format_ts
-from audit.state import Case, LogState, key_blob_digest, sealed_digest
+from audit.state import MAX_SKEW_S, Case, LogState, key_blob_digest, sealed_digest, text_digest
 from audit.stream import SealCursor, head, stream_events
-from govern import validate
+from govern import timeutil, validate
 from govern.errors import IntegrityFailure
 from govern.models import (
     AccessRequest,
@@ -291,13 +292,23 @@ def verify_from_pin(
         if progress is not None:
             progress(done, todo)
 
+    starts = [state]
+
+    def fresh() -> LogState:
+        # The pinned state, and again (re-read) for each contained transaction found (audit/contain.py).
+        if starts:
+            return starts.pop()
+        again = _load(vault_id)[1]
+        return again if again is not None else LogState()
+
     try:
-        verify_chain(
-            stream_events(session, after=state.seq),
+        state = verify_contained(
+            fresh,
+            lambda seq: stream_events(session, after=seq),
             SealCursor(session, after=state.seq),
-            state=state,
+            not_after=not_after(),
             progress=step if progress is not None else None,
-        )
+        ).state
     except ChainError as error:
         raise IntegrityFailure(f"the audit log does not verify: {error}") from None
     if state.vault_id != vault_id:
@@ -314,6 +325,11 @@ def verify_from_pin(
     elif save:
         remember_database(db_url, vault_id)
     return state
+
+
+def not_after() -> str:
+    """The latest time an event may carry: this client's clock plus the allowed skew (issue 19)."""
+    return format_ts(timeutil.utcnow() + timedelta(seconds=MAX_SKEW_S))
 
 
 def _check_extends(session: Session, pinned: Anchor) -> None:
@@ -498,15 +514,18 @@ def unexplained_rows(session: Session, state: LogState) -> list[str]:
         },
         dict.fromkeys(state.exposures, True),
     )
+    requests = session.exec(select(AccessRequest)).all()
     findings += _diff(
         "request",
-        {
-            r.id: (slug.get(r.account_id), handle.get(r.person_id), r.status)
-            for r in session.exec(select(AccessRequest))
-        },
+        {r.id: (slug.get(r.account_id), handle.get(r.person_id), r.status) for r in requests},
         {i: tuple(r) for i, r in state.requests.items()},
         ("account", "requester", "status"),
     )
+    findings += [
+        f"request {r.id}: its reason is not the one its signed access.requested carries"
+        for r in requests
+        if r.id in state.request_reasons and text_digest(r.reason or "") != state.request_reasons[r.id]
+    ]
     findings += _diff(
         "rotation",
         {r.id: r.status for r in session.exec(select(Rotation)).all()},
@@ -590,8 +609,10 @@ def _cases(session: Session, state: LogState, handle: dict[int | None, str]) -> 
     exposure_of = {
         e.id: (slug.get(e.account_id), handle.get(e.person_id)) for e in session.exec(select(Exposure)).all()
     }
+    titles: dict[int, list[tuple[int, str]]] = {}
     for step in session.exec(select(OffboardStep)).all():
         counts[step.case_id] = counts.get(step.case_id, 0) + 1
+        titles.setdefault(step.case_id, []).append((step.number, step.title))
         case = state.cases.get(step.case_id)
         if case is not None:
             findings += _step_plan(step, case, slug.get(step.account_id), exposure_of)
@@ -603,6 +624,9 @@ def _cases(session: Session, state: LogState, handle: dict[int | None, str]) -> 
         if step.status != "open":
             closed[(step.case_id, step.number)] = step.status
     for case_id, case in state.cases.items():
+        shown = [title for _n, title in sorted(titles.get(case_id, []))]
+        if case.titles and case_id in titles and text_digest(shown) != case.titles:
+            findings.append(f"offboarding case {case_id}: its step titles are not the ones its signed plan commits to")
         if case_id in counts and counts[case_id] != case.steps:
             findings.append(
                 f"offboarding case {case_id} has {counts[case_id]} steps in the tables, {case.steps} in the log"

@@ -1,22 +1,24 @@
-"""What offboarding a person involves, computed from the tables and the history of wraps."""
+"""What offboarding a person involves, computed by the verified log (rows only index it)."""
 
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlmodel import Session, col, select
-
-from govern.exposure import known_secrets
-from govern.models import AccessRequest, Account, DataKey, Grant, KeyWrap, KnowledgeRecord, Person, WrapHistory
+from audit.state import FOLLOW_UP_STEPS, LogState
+from govern.models import Person
 from govern.platforms import rules_for
 
 # Titles are short (the account is a column of its own): a step table fits 80 columns.
 # The commands that do each follow-up are in docs/offboarding.md and ``offboard start``'s hints.
 TITLE_MAX = 40
-FOLLOW_UP = {
-    "password": ("rotate-password", "rotate the password (govern rotation)"),
-    "totp": ("reenrol-totp", "re-enrol 2FA, store the new seed"),
-    "recovery-codes": ("regenerate-recovery-codes", "regenerate and store recovery codes"),
+_TITLES = {
+    "password": "rotate the password (govern rotation)",
+    "totp": "re-enrol 2FA, store the new seed",
+    "recovery-codes": "regenerate and store recovery codes",
 }
+# exposure kind -> (follow-up step kind, title); the step kinds are the log's (audit.state)
+FOLLOW_UP = {kind: (FOLLOW_UP_STEPS[kind], title) for kind, title in _TITLES.items()}
+# follow-up step kind -> the kind of exposure whose clearing it waits for
+WAITS_FOR = {step_kind: exposure for exposure, step_kind in FOLLOW_UP_STEPS.items()}
 
 
 @dataclass
@@ -39,62 +41,48 @@ class PlannedStep:
         }
 
 
-def touched_accounts(session: Session, person: Person) -> list[Account]:
-    """Every account the person holds, held, could decrypt or is recorded as knowing."""
-    ids: set[int] = set()
-    ids.update(g.account_id for g in session.exec(select(Grant).where(Grant.person_id == person.id)).all())
-    key_ids = {w.data_key_id for w in session.exec(select(KeyWrap).where(KeyWrap.person_id == person.id)).all()}
-    key_ids |= {
-        h.data_key_id for h in session.exec(select(WrapHistory).where(WrapHistory.person_id == person.id)).all()
-    }
-    if key_ids:
-        ids.update(k.account_id for k in session.exec(select(DataKey).where(col(DataKey.id).in_(key_ids))).all())
-    ids.update(
-        r.account_id for r in session.exec(select(KnowledgeRecord).where(KnowledgeRecord.person_id == person.id)).all()
-    )
-    if not ids:
-        return []
-    return list(session.exec(select(Account).where(col(Account.id).in_(ids)).order_by(col(Account.slug))).all())
+def build_plan(state: LogState, leaver: Person, actor: Person) -> list[PlannedStep]:
+    """The steps of offboarding ``leaver``, as the verified log decides them.
 
-
-def build_plan(session: Session, leaver: Person, actor: Person) -> list[PlannedStep]:
-    steps = [PlannedStep("suspend", f"suspend {leaver.handle}: no sign-in or enrolment", automatic=True)]
-    pending = session.exec(
-        select(AccessRequest).where(AccessRequest.person_id == leaver.id, AccessRequest.status == "pending")
-    ).all()
-    if pending:
-        steps.append(
-            PlannedStep(
-                "cancel-requests",
-                f"cancel {len(pending)} pending request(s)",
-                automatic=True,
-                detail={"requests": [r.id for r in pending]},
+    Which accounts the leaver touched, which secrets they may know and which accounts they
+    own come from ``state`` (:meth:`LogState.offboarding_plan`), never from the wrap history,
+    grant or knowledge rows; the rules refuse an ``offboard.started`` whose plan differs. The
+    platform's manual steps follow each touched account's follow-ups; the rows give only
+    the pending requests' numbers (the step's detail) and the platform of each account.
+    """
+    handle = leaver.handle
+    steps: list[PlannedStep] = []
+    platforms = {slug: account.platform for slug, account in state.accounts.items()}
+    follow_ups: dict[str, list[PlannedStep]] = {}
+    for kind, account in state.offboarding_plan(handle):
+        if kind == "suspend":
+            steps.append(PlannedStep("suspend", f"suspend {handle}: no sign-in or enrolment", automatic=True))
+        elif kind == "cancel-requests":
+            pending = sorted(int(i) for i, r in state.requests.items() if r[1] == handle and r[2] == "pending")
+            steps.append(
+                PlannedStep(
+                    "cancel-requests",
+                    f"cancel {len(pending)} pending request(s)",
+                    automatic=True,
+                    detail={"requests": pending},
+                )
             )
-        )
-    for account in session.exec(select(Account).where(Account.owner_id == leaver.id).order_by(col(Account.slug))).all():
-        steps.append(
-            PlannedStep(
-                "reassign-owner",
-                f"make {actor.handle} its owner",
-                account=account.slug,
-                automatic=True,
+        elif kind == "reassign-owner":
+            steps.append(
+                PlannedStep("reassign-owner", f"make {actor.handle} its owner", account=account, automatic=True)
             )
-        )
-    accounts = touched_accounts(session, leaver)
-    for account in accounts:
-        steps.append(
-            PlannedStep(
-                "remove-access",
-                f"revoke {leaver.handle}'s grants and keys",
-                account=account.slug,
-                automatic=True,
+        elif kind == "remove-access":
+            steps.append(
+                PlannedStep("remove-access", f"revoke {handle}'s grants and keys", account=account, automatic=True)
             )
-        )
-    for account in accounts:
-        kinds = sorted({kind for kind, _version in known_secrets(session, account, leaver)})
-        for kind in kinds:
-            step_kind, title = FOLLOW_UP[kind]
-            steps.append(PlannedStep(step_kind, title, account=account.slug, exposure_kind=kind))
-        for task in rules_for(account.platform).manual_steps:
-            steps.append(PlannedStep("manual", task, account=account.slug))
+            follow_ups[str(account)] = []
+        else:
+            exposure = WAITS_FOR[kind]
+            follow_ups[str(account)].append(
+                PlannedStep(kind, FOLLOW_UP[exposure][1], account=account, exposure_kind=exposure)
+            )
+    for slug, planned in follow_ups.items():
+        steps += planned
+        for task in rules_for(platforms[slug]).manual_steps:
+            steps.append(PlannedStep("manual", task, account=slug))
     return steps

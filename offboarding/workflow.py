@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
+from audit.state import text_digest
 from govern import validate
 from govern.casework import case_view, close_case_if_done, latest_case, may_close
 from govern.context import Context, Unlocked, acting, authenticate, reading, verified_reading
@@ -29,13 +30,11 @@ from govern.models import (
 from govern.services.access import revoke_grants
 from govern.services.common import get_person, require_role
 from govern.timeutil import format_time
-from offboarding.plan import FOLLOW_UP, build_plan
+from govern.trust import verify_from_pin
+from offboarding.plan import WAITS_FOR, build_plan
 
 DEFAULT_DEADLINE = timedelta(hours=24)
 Progress = Callable[[int, int, str], None]
-
-# follow-up step kind -> the kind of exposure whose clearing it waits for
-WAITS_FOR = {step_kind: exposure for exposure, (step_kind, _title) in FOLLOW_UP.items()}
 
 
 def _no_progress(_done: int, _total: int, _what: str) -> None:
@@ -74,7 +73,7 @@ def start(
     with ctx.store.read() as session:
         actor, leaver, case = _check_start(session, ctx, handle)
         if dry_run:
-            planned = build_plan(session, leaver, actor)
+            planned = build_plan(verify_from_pin(session, ctx.db_url, progress=ctx.progress), leaver, actor)
             return {
                 "handle": handle,
                 "dry_run": True,
@@ -119,7 +118,7 @@ def _open_case(ctx: Context, handle: str, *, reason: str, effective: datetime | 
         if case is not None:  # another admin opened it meanwhile
             assert case.id is not None
             return case.id
-        planned = build_plan(session, leaver, me.person)
+        planned = build_plan(tx.state, leaver, me.person)
         assert leaver.id is not None
         case = OffboardCase(
             person_id=leaver.id,
@@ -159,6 +158,8 @@ def _open_case(ctx: Context, handle: str, *, reason: str, effective: datetime | 
                 "steps": len(planned),
                 "automatic": sum(1 for s in planned if s.automatic),
                 "plan": [[number, step.kind, step.account] for number, step in enumerate(planned, start=1)],
+                # The titles people read in 'offboard status', the inbox and notify: the rows must match.
+                "titles": text_digest([step.title for step in planned]),
             },
         )
         return case.id

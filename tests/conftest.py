@@ -129,6 +129,7 @@ class Govern:
             if self.offset:
                 offset = self.offset
                 patch.setattr("govern.context.utcnow", lambda: utcnow() + offset)
+                patch.setattr("govern.timeutil.utcnow", lambda: utcnow() + offset)  # the verifier's clock
             patch.setattr(sys, "stdin", io.StringIO(input or ""))
             patch.setattr(sys, "stdout", out)
             patch.setattr(sys, "stderr", err)

@@ -52,3 +52,12 @@ def test_readme_quick_start_names_the_two_commands() -> None:
 
 def test_changelog_has_a_security_section() -> None:
     assert "### Security" in (ROOT / "CHANGELOG.md").read_text(encoding="utf-8")
+
+
+def test_security_doc_rule_table_matches_the_code() -> None:
+    from audit.state import rule_table_markdown
+
+    text = (ROOT / "docs" / "security.md").read_text(encoding="utf-8")
+    start = text.index("<!-- rule-table: generated from audit.state.rule_table_markdown() -->\n")
+    end = text.index("<!-- /rule-table -->")
+    assert text[start:end].split("\n", 1)[1] == rule_table_markdown()

@@ -93,14 +93,39 @@ def verify(
     if as_json:
         emit_json(result)
     else:
-        emit_record({k: v for k, v in result.items() if k != "findings"}, as_json=False)
+        emit_record({k: v for k, v in result.items() if k not in ("findings", "violations")}, as_json=False)
     for finding in result["findings"]:
         notice(f"not explained by the log: {finding}")
+    open_violations = [v for v in result.get("violations", []) if v.get("acknowledged_by") is None]
+    for v in open_violations:
+        notice(
+            f"contained: transaction {v['transaction']} signed by {v['signer']} breaks a rule at event {v['seq']}:"
+            f" {v['rule']} (skipped; an admin records a decision with 'govern audit acknowledge {v['transaction']}')"
+        )
     if result["findings"]:
         from govern.errors import IntegrityFailure
 
         raise IntegrityFailure(f"{len(result['findings'])} row(s) of the tables are not explained by the log")
+    if open_violations:
+        from govern.errors import IntegrityFailure
+
+        raise IntegrityFailure(
+            f"{len(open_violations)} signed transaction(s) break a rule of the log (contained, not acknowledged)"
+        )
     notice(f"verified {result['events']} events in {result['transactions']} signed transactions")
+
+
+@app.command("acknowledge")
+def acknowledge(
+    ctx: typer.Context,
+    transaction: Annotated[int, typer.Argument(help="The contained transaction (its first event) to acknowledge.")],
+    reason: Annotated[str, typer.Option("--reason", help="The decision taken about it (required).")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Admins: record a signed decision about a contained transaction (audit verify stops naming it)."""
+    from govern.services.auditing import acknowledge_violation
+
+    emit_record(acknowledge_violation(context(ctx), transaction, reason=reason), as_json=as_json)
 
 
 @app.command("checkpoint")

@@ -12,16 +12,17 @@ from typing import Any
 
 from sqlmodel import Session, select
 
-from audit.chain import EventRecord, VerifiedHead, verify_chain
+from audit.chain import EventRecord, VerifiedHead
 from audit.checkpoint import make_checkpoint, read_checkpoint
+from audit.contain import verify_contained
 from audit.errors import ChainError
 from audit.export import jsonl_lines, verify_export
 from audit.log import format_ts
 from audit.state import LogState, iso_to_ts
 from audit.stream import SealCursor, head, stream_events
 from govern import validate
-from govern.context import Context, reading, unlock, vault_meta, verified_reading
-from govern.errors import Denied, IntegrityFailure, InvalidInput, NotFound
+from govern.context import Context, acting, reading, unlock, vault_meta, verified_reading
+from govern.errors import Conflict, Denied, IntegrityFailure, InvalidInput, NotFound
 from govern.infile import read_text_file
 from govern.models import Account, Grant, Person
 from govern.services.common import get_account, grant_status, require_role
@@ -223,7 +224,7 @@ def verify(ctx: Context, *, checkpoint: Path | None = None) -> dict[str, Any]:
 
     Raises ChainError at the first bad event; rows the log does not explain are findings.
     """
-    from govern.trust import check_pin_against, load_anchor, pinned_vault_of, save_pin, unexplained_rows
+    from govern.trust import check_pin_against, load_anchor, not_after, pinned_vault_of, save_pin, unexplained_rows
 
     with reading(ctx) as (session, _me):
         total = count_all(session)
@@ -235,7 +236,9 @@ def verify(ctx: Context, *, checkpoint: Path | None = None) -> dict[str, Any]:
             if ctx.progress is not None:
                 ctx.progress(done, total)
 
-        result = verify_chain(stream_events(session), SealCursor(session), progress=step)
+        result = verify_contained(
+            LogState, lambda _seq: stream_events(session), SealCursor(session), not_after=not_after(), progress=step
+        )
         state = result.state
         report: dict[str, Any] = {
             "source": "database",
@@ -252,6 +255,11 @@ def verify(ctx: Context, *, checkpoint: Path | None = None) -> dict[str, Any]:
                 f"this database held vault {known} when this client last used it; it now holds {state.vault_id}:"
                 " refusing a swapped vault (after a deliberate move, run 'govern pin reset')"
             )
+        # Transactions that broke a rule, contained (skipped) so the team keeps working: named
+        # here until an admin records a decision (``govern audit acknowledge``).
+        report["violations"] = [
+            {"transaction": int(first), **violation} for first, violation in sorted(state.violations.items())
+        ]
         report["pin"] = check_pin_against(session, state)
         if checkpoint is not None:
             report["checkpoint"] = _check_checkpoint(session, checkpoint, result.keys, result.last_seq)
@@ -261,6 +269,20 @@ def verify(ctx: Context, *, checkpoint: Path | None = None) -> dict[str, Any]:
         if not report["findings"]:
             save_pin(state, ctx.db_url)
         return report
+
+
+def acknowledge_violation(ctx: Context, transaction: int, *, reason: str) -> dict[str, Any]:
+    """An admin's signed decision about a contained transaction: it stops being news."""
+    reason = validate.reason(reason)
+    with acting(ctx) as (tx, me):
+        require_role(me.person, ["admin"], "acknowledge contained transactions")
+        violation = tx.state.violations.get(str(transaction))
+        if violation is None:
+            raise NotFound(f"transaction {transaction} is not a contained violation: see 'govern audit verify'")
+        if violation.get("acknowledged_by") is not None:
+            raise Conflict(f"transaction {transaction} was already acknowledged by {violation['acknowledged_by']}")
+        tx.audit.append("audit.violation_acknowledged", reason=reason, data={"transaction": transaction})
+        return {"transaction": transaction, **violation, "acknowledged_by": me.handle, "reason": reason}
 
 
 def count_all(session: Session) -> int:
@@ -313,8 +335,13 @@ def checkpoint(ctx: Context) -> dict[str, Any]:
 
 def _replay_until(session: Session, ts: str | None) -> LogState:
     """The state the log proves at ``ts`` (whole transactions share one time), verified."""
-    events = stream_events(session, where="ts <= :until", params={"until": ts}) if ts else stream_events(session)
-    return verify_chain(events, SealCursor(session)).state
+    from govern.trust import not_after
+
+    def events(_seq: int) -> Iterator[EventRecord]:
+        return stream_events(session, where="ts <= :until", params={"until": ts}) if ts else stream_events(session)
+
+    # Contained transactions (audit/contain.py) are left out, as every command leaves them out.
+    return verify_contained(LogState, events, SealCursor(session), not_after=not_after()).state
 
 
 def _may_ask_about(session: Session, me: Person, account: Account, now: datetime) -> None:

@@ -427,6 +427,10 @@ def _keepass_totp(strings: dict[str, str]) -> tuple[str, str]:
     return f"otpauth://totp/{label}?" + urlencode(params), "custom-field"
 
 
+# KeePass itself nests a few levels; anything deeper than this is not an export of a real vault.
+MAX_GROUP_DEPTH = 64
+
+
 def keepass_xml(text: str) -> list[Entry]:
     fmt = "keepass-xml"
     head = text[:4096]
@@ -447,7 +451,13 @@ def keepass_xml(text: str) -> list[Entry]:
         raise InvalidInput(f"{fmt}: the export has no Root/Group")
     out: list[Entry] = []
 
-    def walk(group: ElementTree.Element, in_bin: bool) -> None:
+    # Groups are walked with an explicit stack, depth-first in file order: a file of 20,000
+    # nested groups is refused (exit 2), never a RecursionError.
+    stack: list[tuple[ElementTree.Element, bool, int]] = [(top, False, 1)]
+    while stack:
+        group, in_bin, depth = stack.pop()
+        if depth > MAX_GROUP_DEPTH:
+            raise InvalidInput(f"{fmt}: groups nested more than {MAX_GROUP_DEPTH} deep")
         in_bin = in_bin or (bool(recycle) and (group.findtext("UUID") or "").strip() == recycle)
         for entry in group.findall("Entry"):  # an entry's <History> holds old copies: never read
             if len(out) >= MAX_ENTRIES:
@@ -467,10 +477,7 @@ def keepass_xml(text: str) -> list[Entry]:
                     dropped=[n for n in ("Notes",) if strings.get(n, "").strip()],
                 )
             )
-        for child in group.findall("Group"):
-            walk(child, in_bin)
-
-    walk(top, False)
+        stack.extend((child, in_bin, depth + 1) for child in reversed(group.findall("Group")))
     return out
 
 

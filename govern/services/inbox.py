@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
+from audit.state import LogState
 from govern.casework import steps_for
 from govern.context import Context, verified_reading
 from govern.models import AccessRequest, Account, Grant, Person, Policy, PolicyAck
@@ -211,7 +212,23 @@ def _sorted(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return sorted(items, key=lambda i: (SEVERITIES.index(i["severity"]), i["kind"], i.get("account") or "", i["key"]))
 
 
-def items_for(session: Session, me: Person, now: datetime) -> list[dict[str, Any]]:
+def _violations(state: LogState | None) -> list[dict[str, Any]]:
+    """Contained transactions (issue 19): news for admins until one records a decision."""
+    if state is None:
+        return []
+    return [
+        _item(
+            "contained-violation",
+            "overdue",
+            f"violation:{v['transaction']}",
+            f"transaction {v['transaction']} signed by {v['signer']} breaks a rule of the log and was skipped"
+            f" (event {v['seq']}): decide, then 'govern audit acknowledge {v['transaction']} --reason …'",
+        )
+        for v in state.unacknowledged_violations()
+    ]
+
+
+def items_for(session: Session, me: Person, now: datetime, state: LogState | None = None) -> list[dict[str, Any]]:
     """What waits for ``me`` (rows already checked against the verified log)."""
     accounts = list(session.exec(select(Account).order_by(col(Account.slug))).all())
     if me.role == "admin":
@@ -224,15 +241,18 @@ def items_for(session: Session, me: Person, now: datetime) -> list[dict[str, Any
     items += _rotations(session, mine, now) + _steps(session, me, now, held)
     if me.role != "auditor":
         items += _policy(session, me)
+    if me.role == "admin":
+        items += _violations(state)
     return _sorted(items)
 
 
-def vault_items(session: Session, now: datetime) -> list[dict[str, Any]]:
+def vault_items(session: Session, now: datetime, state: LogState | None = None) -> list[dict[str, Any]]:
     """The vault-wide digest (for admins): every pending request, ending grant, rotation
     problem and open offboarding step, whoever it waits for."""
     accounts = list(session.exec(select(Account).order_by(col(Account.slug))).all())
     items = _requests(session, None, now) + _ending(session, None, now) + _rotations(session, accounts, now)
     items += _steps(session, None, now, {a.id for a in accounts if a.id is not None})
+    items += _violations(state)
     return _sorted(items)
 
 
@@ -242,7 +262,7 @@ def summary(items: list[dict[str, Any]]) -> dict[str, int]:
 
 def inbox(ctx: Context) -> dict[str, Any]:
     """``govern inbox`` for the acting person (verified read; no passphrase)."""
-    with verified_reading(ctx) as (session, me, _state):
+    with verified_reading(ctx) as (session, me, state):
         now = ctx.now()
-        items = items_for(session, me, now)
+        items = items_for(session, me, now, state)
         return {"handle": me.handle, "at": format_time(now), "counts": summary(items), "items": items}

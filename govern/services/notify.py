@@ -438,11 +438,11 @@ def plan(session: Session, state: LogState, last_seq: int | None, cfg: NotifyCon
     state_seq = state.seq
     emails = {**_signed_emails(state), **cfg.people}
     news = {} if last_seq is None else _event_lines(session, last_seq, state_seq, state.head)
-    everything = [_line_of(i) for i in vault_items(session, now)]
+    everything = [_line_of(i) for i in vault_items(session, now, state)]
     digests = []
     people = session.exec(select(Person).where(Person.status == "active").order_by(col(Person.handle))).all()
     for person in people:
-        lines = [_line_of(i) for i in items_for(session, person, now)]
+        lines = [_line_of(i) for i in items_for(session, person, now, state)]
         if person.role == "admin":
             lines = _merge(lines, everything)
         lines = _merge(lines, news.get(person.handle, []))

@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
+from audit.log import format_ts
 from govern import validate
 from govern.context import Context, Unlocked, acting, reading
 from govern.db import WriteTx
@@ -69,24 +70,27 @@ def start(ctx: Context, *, name: str | None) -> dict[str, Any]:
         session.add(review)
         session.flush()
         assert review.id is not None
-        live = [
-            g for g in session.exec(select(Grant).order_by(col(Grant.id))).all() if grant_status(g, tx.now) == "live"
-        ]
-        for grant in live:
-            assert grant.id is not None
-            session.add(
-                ReviewItem(
-                    review_id=review.id,
-                    grant_id=grant.id,
-                    account_id=grant.account_id,
-                    person_id=grant.person_id,
-                    decision="pending",
-                )
-            )
+        # The items are the grants the verified log says are live now (the rule of review.started
+        # checks the same); the rows only index them.
+        live = tx.state.review_grants(format_ts(tx.now))
+        for grant_id in live:
+            session.add(_item_row(tx, review.id, grant_id))
         session.flush()
         tx.audit.append("review.started", data={"review": review.id, "name": label, "items": len(live)})
         view = review_view(session, review)
     return view
+
+
+def _item_row(tx: WriteTx, review_id: int, grant_id: int) -> ReviewItem:
+    """A pending item row for the grant the log names (ids of account and person from the rows)."""
+    grant = tx.state.grants[grant_id]
+    account = get_account(tx.session, grant.account)
+    person = get_person(tx.session, grant.handle)
+    assert account.id is not None
+    assert person.id is not None
+    return ReviewItem(
+        review_id=review_id, grant_id=grant_id, account_id=account.id, person_id=person.id, decision="pending"
+    )
 
 
 def _item(session: Session, review: Review, account: Account, person: Person) -> ReviewItem:
@@ -165,14 +169,22 @@ def close(ctx: Context, *, revoke_undecided: bool) -> dict[str, Any]:
         require_role(me.person, ["admin"], "close access reviews")
         session = tx.session
         review = _open_review(session)
-        pending = session.exec(
-            select(ReviewItem).where(ReviewItem.review_id == review.id, ReviewItem.decision == "pending")
-        ).all()
+        assert review.id is not None
+        # Which items are undecided comes from the verified log (the grants live at the review's
+        # start, less those certified or revoked): a deleted item row does not keep its grant.
+        still_live = set(tx.state.undecided_items(review.id, format_ts(tx.now)))
         undecided = []
-        for item in pending:
-            grant = session.get(Grant, item.grant_id)
-            if grant is None or grant_status(grant, tx.now) != "live":
-                _decide(tx, me, item, "ended", "the grant ended during the review")
+        for grant_id in tx.state.review_items.get(review.id, []):
+            if f"{review.id}:{grant_id}" in tx.state.review_decisions:
+                continue
+            item = session.exec(
+                select(ReviewItem).where(ReviewItem.review_id == review.id, ReviewItem.grant_id == grant_id)
+            ).first()
+            if item is None:  # deleted behind govern's back: the log still names it
+                item = _item_row(tx, review.id, grant_id)
+            if grant_id not in still_live:
+                if item.decision == "pending":
+                    _decide(tx, me, item, "ended", "the grant ended during the review")
             else:
                 undecided.append(item)
         if undecided and not revoke_undecided:

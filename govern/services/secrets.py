@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
-from audit.state import sealed_digest
+from audit.state import RETENTION_S, sealed_digest
 from govern import validate
 from govern.context import Context, Unlocked, acting, reading, vault_meta
 from govern.custody import check_sealed, key_check_value, open_data_key, open_field, rekey, seal_field
@@ -33,7 +33,7 @@ from govern.totp import TotpCode, code_at, validate_uri
 # Order in which fields are listed; also the only names that may be stored.
 FIELD_ORDER = ("username", "password", "totp-uri", "recovery-codes")
 # Superseded versions stay recoverable by admins for this long, then are destroyed.
-RETENTION = timedelta(days=30)
+RETENTION = timedelta(seconds=RETENTION_S)  # the rule of secret.destroyed counts the same
 
 
 @dataclass(frozen=True)
