@@ -512,6 +512,23 @@ def confirm(state: LogState, db_url: str, keys: PersonKeys | None, how: str) -> 
     save_pin(state, db_url, keys, confirm=how)
 
 
+CHECKPOINT_SIGNERS = ("admin", "auditor")
+
+
+def checkpoint_signer_refusal(state: LogState, body: dict[str, Any]) -> str | None:
+    """Why a checkpoint anchors nothing: its signer is not an admin or auditor of the vault
+    (now, or an admin when it was signed). None when it may anchor."""
+    signer = str(body.get("signer"))
+    person = state.people.get(signer)
+    if person is not None and person.role in CHECKPOINT_SIGNERS:
+        return None
+    ts = str(body.get("ts"))
+    moment = ts[:-1] + ".000000Z" if ts.endswith("Z") and "." not in ts else ts
+    if signer in state.admins_at(moment):
+        return None
+    return f"the checkpoint is signed by {signer}, who is not an admin or auditor of this vault: it anchors nothing"
+
+
 def check_checkpoint_extends(session: Session, body: dict[str, Any], state: LogState) -> None:
     """A log behind a checkpoint, or other than it at its sequence number, is refused (exit 6)."""
     seq = int(body["seq"])

@@ -18,6 +18,7 @@ from govern.infile import read_text_file
 from govern.models import VaultMeta
 from govern.trust import (
     check_checkpoint_extends,
+    checkpoint_signer_refusal,
     confirm,
     fingerprint_of,
     load_pin,
@@ -27,8 +28,6 @@ from govern.trust import (
     save_pin,
     verify_from_pin,
 )
-
-CHECKPOINT_SIGNERS = ("admin", "auditor")
 
 
 def _vault_id(ctx: Context) -> str:
@@ -134,25 +133,11 @@ def _check_checkpoint(session: Session, text: str, state: LogState) -> dict[str,
         raise IntegrityFailure(f"the checkpoint is refused: {error}") from None
     if body["vault_id"] != state.vault_id:
         raise IntegrityFailure("the checkpoint belongs to another vault")
-    require_checkpoint_signer(state, str(body["signer"]), str(body["ts"]))
+    refusal = checkpoint_signer_refusal(state, body)
+    if refusal is not None:
+        raise IntegrityFailure(refusal)
     check_checkpoint_extends(session, body, state)
     return {"seq": body["seq"], "head": body["head"], "signer": body["signer"]}
-
-
-def require_checkpoint_signer(state: LogState, signer: str, ts: str) -> None:
-    """A checkpoint anchors only when its signer was an admin or auditor of the vault (exit 6)."""
-    person = state.people.get(signer)
-    role_now = None if person is None else person.role
-    if role_now not in CHECKPOINT_SIGNERS and signer not in state.admins_at(validate_ts(ts)):
-        raise IntegrityFailure(
-            f"the checkpoint is signed by {signer}, who is not an admin or auditor of this vault: it anchors nothing"
-        )
-
-
-def validate_ts(ts: str) -> str:
-    from audit.state import iso_to_ts
-
-    return iso_to_ts(ts) or ""
 
 
 def reset(ctx: Context, reason: str) -> dict[str, Any]:
