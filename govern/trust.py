@@ -15,8 +15,10 @@ Before a command authorises anything, wraps a data key or reveals a value, it ca
 5. advances the pin, and returns the state, from which callers take roles, statuses,
    public keys, live grants, owners, caps, the recovery key and the commitments.
 
-A client that has never seen a vault verifies it all from the genesis and pins it (trust
-on first use), except at enrolment, where the one-time code binds the genesis hash.
+A client that has never seen a vault verifies it all from the genesis and pins it, but
+until its person confirms the vault fingerprint (``init``, enrolment, ``pin trust``, or yes
+at the terminal) it gives no key to anyone else (govern.context). The cached state beside
+the pin counts for a command that signs or wraps only under its actor's MAC.
 """
 
 import base64
