@@ -25,7 +25,16 @@ from govern.housekeeping import destroy_expired_versions, expire_due
 from govern.identity import Unlocked, vault_meta
 from govern.models import Person, PersonKey
 from govern.timeutil import utcnow
-from govern.trust import confirmed, fingerprint_of, load_anchor, save_pin, trusted, verify_from_pin
+from govern.trust import (
+    Start,
+    confirmed,
+    fingerprint_of,
+    load_anchor,
+    save_pin,
+    trusted,
+    verify_from_pin,
+    vouch,
+)
 from govern.unlock import PassphraseSource, StdinBroker, UnlockCache
 from vault import BadPassphraseError, IntegrityError, PersonKeys, SealedKeyBlob
 
@@ -171,8 +180,12 @@ def acting(ctx: Context) -> Iterator[tuple[WriteTx, Unlocked]]:
         # Enough to know who is asking and which key they hold before the prompt; the rows are
         # compared with the log once, under the writer lock, before anything is decided.
         first_use = load_anchor(vault_meta(session).id) is None
-        state = verify_from_pin(session, ctx.db_url, progress=ctx.progress, save=False)
+        start = Start()
+        state = verify_from_pin(session, ctx.db_url, progress=ctx.progress, save=False, start=start)
         unlocked = unlock(ctx, session, authenticate(session, ctx.actor, state), state)
+        # Verified from a cache the actor's MAC vouches for (or the genesis): saved, so that the
+        # verification under the lock has only what was appended meanwhile to do.
+        vouch(start, state, ctx.db_url, unlocked.keys)
         answered = None
         if not confirmed(str(state.vault_id), state, unlocked.keys):
             answered = _ask_fingerprint(ctx, state, first_use)

@@ -23,6 +23,7 @@ the pin counts for a command that signs or wraps only under its actor's MAC.
 
 import base64
 import contextlib
+import dataclasses
 import hashlib
 import hmac
 import json
@@ -195,6 +196,15 @@ class Pin:
     confirmed_how: str | None
     confirmed_by: tuple[str, ...]  # how each confirmation on this client was made (for display)
     fingerprint: str | None  # the vault fingerprint of the pinned genesis and recovery key
+    body: dict[str, Any] = dataclasses.field(default_factory=dict, repr=False, compare=False)  # as read
+
+
+@dataclass
+class Start:
+    """Where a verification started (filled by :func:`verify_from_pin` when asked)."""
+
+    pin: Pin | None = None
+    from_cache: bool = False
 
 
 def _mac_key(keys: PersonKeys, vault_id: str) -> bytes:
@@ -215,7 +225,7 @@ def _confirm_mac(key: bytes, vault_id: str, fingerprint: str, how: str) -> str:
     return _tagged(key, b"confirmed", [vault_id, fingerprint, how])
 
 
-def read_pin(vault_id: str, keys: PersonKeys | None = None) -> Pin | None:
+def read_pin(vault_id: str, keys: PersonKeys | None = None, *, with_state: bool = True) -> Pin | None:
     """This client's pin of ``vault_id``; a malformed anchor is refused (exit 6), never ignored.
 
     With ``keys`` (the actor unlocked), the cached state and the confirmation count only if
@@ -239,22 +249,21 @@ def read_pin(vault_id: str, keys: PersonKeys | None = None) -> Pin | None:
         raise IntegrityFailure(
             f"this client's pin of vault {vault_id} is corrupt: move it away and re-pin ('govern pin reset')"
         ) from None
-    state: LogState | None
-    try:
-        state = LogState.from_json(body["state"])
-    except (KeyError, TypeError, ValueError, AttributeError):
-        state = None
-    if state is not None and (state.vault_id, state.genesis) != (vault_id, anchor.genesis):
-        state = None
+    state: LogState | None = None
+    if with_state:
+        try:
+            state = LogState.from_json(body["state"])
+        except (KeyError, TypeError, ValueError, AttributeError):
+            state = None
+        if state is not None and (state.vault_id, state.genesis) != (vault_id, anchor.genesis):
+            state = None
     confirmations = body.get("confirmed")
     confirmations = confirmations if isinstance(confirmations, dict) else {}
     shown = tuple(sorted({str(c.get("how")) for c in confirmations.values() if isinstance(c, dict)}))
     authenticated, confirmed, how = False, None, None
     if keys is not None:
         key = _mac_key(keys, vault_id)
-        macs = body.get("macs")
-        given = macs.get(keys.public.fingerprint) if isinstance(macs, dict) else None
-        authenticated = isinstance(given, str) and hmac.compare_digest(given, _state_mac(key, body))
+        authenticated = with_state and _mac_verifies(body, keys, vault_id)
         if not authenticated:
             state = None
         mine = confirmations.get(keys.public.fingerprint)
@@ -267,7 +276,7 @@ def read_pin(vault_id: str, keys: PersonKeys | None = None) -> Pin | None:
         pinned_fp = vault_fingerprint(anchor.genesis, recovery) if isinstance(recovery, str) else None
     except ValueError:
         pinned_fp = None
-    return Pin(anchor, state, authenticated, confirmed, how, shown, pinned_fp)
+    return Pin(anchor, state, authenticated, confirmed, how, shown, pinned_fp, body)
 
 
 def load_anchor(vault_id: str) -> Anchor | None:
@@ -330,8 +339,7 @@ def save_pin(
         key = _mac_key(keys, state.vault_id)
         if newer or macs.get(keys.public.fingerprint) != _state_mac(key, body):
             body["state"] = state.to_json()
-            body["macs"] = {}
-        body["macs"] = {**body.get("macs", {}), keys.public.fingerprint: _state_mac(key, body)}
+            body["macs"] = {keys.public.fingerprint: _state_mac(key, body)}
     elif not macs and newer:
         body["state"] = state.to_json()
         body["macs"] = {}
@@ -442,6 +450,7 @@ def verify_from_pin(
     save: bool = True,
     keys: PersonKeys | None = None,
     fresh: bool = False,
+    start: Start | None = None,
 ) -> LogState:
     """The state the log proves now, verified from this client's pin (or the genesis).
 
@@ -449,6 +458,8 @@ def verify_from_pin(
     ``keys`` (the acting person, unlocked): the cached state is used only if their MAC vouches
     for it, else the log is verified from its genesis; the pin saved is then MACed for them.
     ``fresh``: verify from the genesis whatever the cache (the anchor still binds).
+    ``start``: told where the verification started, so that :func:`vouch` can later MAC its
+    result once the actor has unlocked.
     Raises :class:`IntegrityFailure` (exit 6) for a broken chain, a broken rule, a vault
     other than the one pinned for this database, or a log that does not extend the pin.
     """
@@ -462,6 +473,8 @@ def verify_from_pin(
             f"this database held vault {known} when this client last used it; it now holds {vault_id}:"
             " refusing a swapped vault (after a deliberate move, run 'govern pin reset')"
         )
+    if start is not None:
+        start.pin, start.from_cache = pin, pinned is not None
     state = pinned if pinned is not None else LogState()
     # ``state`` is ``pinned``, advanced in place: remember where it started (-1: cache to rebuild).
     pinned_seq = None if anchor is None else (pinned.seq if pinned is not None else -1)
@@ -503,9 +516,23 @@ def verify_from_pin(
     return state
 
 
+def vouch(start: Start, state: LogState, db_url: str, keys: PersonKeys) -> None:
+    """Save ``state`` MACed for ``keys`` if the verification that gave it started from the genesis
+    or from a cache their MAC vouches for (read before they unlocked: checked now)."""
+    if start.from_cache and (start.pin is None or not _mac_verifies(start.pin.body, keys, str(state.vault_id))):
+        return
+    save_pin(state, db_url, keys)
+
+
+def _mac_verifies(body: dict[str, Any], keys: PersonKeys, vault_id: str) -> bool:
+    macs = body.get("macs")
+    given = macs.get(keys.public.fingerprint) if isinstance(macs, dict) else None
+    return isinstance(given, str) and hmac.compare_digest(given, _state_mac(_mac_key(keys, vault_id), body))
+
+
 def confirmed(vault_id: str, state: LogState, keys: PersonKeys) -> bool:
     """Has the acting person confirmed, on this client, the fingerprint of the verified log?"""
-    pin = read_pin(vault_id, keys)
+    pin = read_pin(vault_id, keys, with_state=False)
     return pin is not None and pin.confirmed is not None and same(pin.confirmed, fingerprint_of(state))
 
 
