@@ -75,6 +75,7 @@ def test_the_vault_fingerprint_is_the_tagged_sha256_of_the_genesis_and_the_recov
     assert govern.ok("whoami", "--json").json()["fingerprint"] == made["fingerprint"]
     verified = govern.ok("audit", "verify", "--json")
     assert verified.json()["fingerprint"] == made["fingerprint"]
+    assert govern("doctor", "--json").json()["trust"]["fingerprint"] == made["fingerprint"]
     assert made["fingerprint"] in govern.ok("audit", "verify").err
     # Typed as read aloud: any case, spaces or dashes.
     govern.ok("audit", "verify", "--expect", made["fingerprint"].lower().replace("-", " "))
@@ -120,6 +121,23 @@ def test_attack_the_admins_new_laptop_on_a_database_put_back_before_a_revocation
     assert "rolled back" in behind.err
     refused(vault("secret", "set", "x-acme", "--password-stdin", input="a-brand-new-password-1\n", env=laptop), code=4)
     assert wraps_to(vault.db, bobs) == before
+
+
+def test_attack_a_log_rewritten_past_a_checkpoint_is_refused_by_pin_trust(vault: Govern, tmp_path: Path) -> None:
+    backup = snapshot(vault.db)
+    grant_bob(vault)
+    checkpoint = tmp_path / "cp.json"
+    vault.ok("audit", "checkpoint", "--out", str(checkpoint))
+    restore(vault.db, backup)
+    # Other events where the checkpointed ones were (a client that never saw them writes them).
+    elsewhere = client(tmp_path, "elsewhere")
+    for slug in ("ig-acme", "li-acme", "tt-acme"):
+        vault.ok("account", "add", slug, "--platform", "instagram", "--handle", "@acme", env=elsewhere)
+    laptop = client(tmp_path, "new-laptop")
+    diverged = refused(
+        vault("pin", "trust", "--fingerprint", fingerprint(vault, laptop), "--checkpoint", str(checkpoint), env=laptop)
+    )
+    assert "diverges" in diverged.err
 
 
 def test_a_fingerprint_given_out_of_band_confirms_a_new_client(vault: Govern, tmp_path: Path) -> None:

@@ -296,6 +296,11 @@ def verify(ctx: Context, *, checkpoint: Path | None = None, expect: str | None =
                 " refusing a swapped vault (after a deliberate move, run 'govern pin reset')"
             )
         report["pin"] = check_pin_against(session, state)
+        if report["pin"] is None:
+            ctx.notice(
+                f"first use of vault {state.vault_id} on this client: fingerprint {report['fingerprint']}"
+                " (compare it with the one you were given, or pass --expect)"
+            )
         if checkpoint is not None:
             report["checkpoint"] = _check_checkpoint(session, checkpoint, result.keys, result.last_seq, state)
         report["findings"] = unexplained_rows(session, state)

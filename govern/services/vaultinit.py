@@ -474,7 +474,7 @@ def _diagnose(ctx: Context, engine: Engine) -> dict[str, Any]:
 def _trust_report(session: Session, db_url: str, problems: list[str]) -> dict[str, Any]:
     """This client's pin of the vault, and whether the rows agree with the signed log."""
     from govern.errors import GovernError
-    from govern.trust import load_pin, unexplained_rows, verify_from_pin
+    from govern.trust import fingerprint_of, load_pin, unexplained_rows, verify_from_pin
 
     meta = vault_meta(session)
     pinned = load_pin(meta.id)
@@ -486,7 +486,14 @@ def _trust_report(session: Session, db_url: str, problems: list[str]) -> dict[st
         report["verified"] = False
         return report
     findings = unexplained_rows(session, state)
-    report.update({"verified": True, "log_seq": state.seq, "unexplained_rows": len(findings)})
+    report.update(
+        {
+            "verified": True,
+            "log_seq": state.seq,
+            "fingerprint": fingerprint_of(state),
+            "unexplained_rows": len(findings),
+        }
+    )
     if findings:
         problems.append(f"{len(findings)} row(s) the signed log does not explain, first: {findings[0]}")
     return report
