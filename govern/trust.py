@@ -136,6 +136,11 @@ def _pin_path(vault_id: str) -> Path:
     return _pins_dir() / f"{vault_id}.json"
 
 
+def pin_path(vault_id: str) -> Path:
+    """Where this client keeps its pin of ``vault_id``."""
+    return _pin_path(vault_id)
+
+
 def _databases_path() -> Path:
     return _pins_dir() / "databases.json"
 

@@ -22,6 +22,7 @@ from govern.trust import (
     confirm,
     fingerprint_of,
     load_pin,
+    pin_path,
     read_pin,
     remember_database,
     rewind_pin,
@@ -67,6 +68,7 @@ def show(ctx: Context) -> dict[str, Any]:
                 "head": pin.anchor.head,
                 "confirmed": bool(pin.confirmed_by),
                 "confirmed_by": ", ".join(pin.confirmed_by) or None,
+                "path": str(pin_path(vault_id)),
             }
         )
     view["log_seq"] = None if last is None else last.seq
