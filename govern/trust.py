@@ -267,13 +267,12 @@ def read_pin(vault_id: str, keys: PersonKeys | None = None, *, with_state: bool 
     shown = tuple(sorted({str(c.get("how")) for c in confirmations.values() if isinstance(c, dict)}))
     authenticated, confirmed, how = False, None, None
     if keys is not None:
-        key = _mac_key(keys, vault_id)
         authenticated = with_state and _mac_verifies(body, keys, vault_id)
         if not authenticated:
             state = None
         mine = confirmations.get(keys.public.fingerprint)
         if isinstance(mine, dict) and isinstance(mine.get("fingerprint"), str) and isinstance(mine.get("how"), str):
-            expected = _confirm_mac(key, vault_id, mine["fingerprint"], mine["how"])
+            expected = _confirm_mac(_mac_key(keys, vault_id), vault_id, mine["fingerprint"], mine["how"])
             if isinstance(mine.get("mac"), str) and hmac.compare_digest(mine["mac"], expected):
                 confirmed, how = mine["fingerprint"], mine["how"]
     recovery = body.get("recovery_fingerprint")
@@ -306,7 +305,6 @@ def save_pin(
     keys: PersonKeys | None = None,
     *,
     confirm: str | None = None,
-    authenticated: bool = True,
 ) -> None:
     """Advance the pin to ``state`` (never backwards) and remember which database holds the vault.
 
@@ -340,7 +338,7 @@ def save_pin(
     cached = body.get("state")
     cached_seq = cached.get("seq") if isinstance(cached, dict) else None
     newer = not (isinstance(cached_seq, int) and cached_seq >= state.seq)
-    if keys is not None and authenticated:
+    if keys is not None:
         key = _mac_key(keys, state.vault_id)
         if newer or macs.get(keys.public.fingerprint) != _state_mac(key, body):
             body["state"] = state.to_json()
