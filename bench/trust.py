@@ -54,10 +54,10 @@ from keyring.errors import PasswordDeleteError
 
 from audit.chain import EventRecord, SealRecord, verify_chain
 from audit.stream import SealCursor, stream_events
-from govern.context import Context
+from govern.context import Context, authenticate, unlock
 from govern.db import Store
 from govern.services import accounts, secrets, vaultinit
-from govern.trust import trusted
+from govern.trust import trusted, verify_from_pin
 from govern.unlock import PassphraseSource, StdinBroker
 from vault import IntegrityError, verify_signature
 
@@ -144,14 +144,23 @@ def fresh_dir(source: Path | None, target: Path) -> Path:
     return target
 
 
-def pin_with(db: Path, state_dir: Path) -> int:
-    """Run ``trusted`` (no write) with ``state_dir`` as this client's state; the head it verified."""
+def pin_with(db: Path, state_dir: Path, *, unlocked: bool = False) -> int:
+    """Run ``trusted`` (no write) with ``state_dir`` as this client's state; the head it verified.
+
+    ``unlocked``: as alice's client after one of her commands, whose pin carries her MAC (an
+    unauthenticated cache makes a write verify from the genesis: docs/security.md).
+    """
     os.environ["GOVERN_STATE_DIR"] = str(state_dir)
     url = f"sqlite:///{db}"
     store = Store.open(url)
     try:
         with store.read() as session:
-            return trusted(session, url).seq
+            if not unlocked:
+                return trusted(session, url).seq
+            ctx = Context(db_url=url, actor="alice", passphrase=Fixed())
+            state = verify_from_pin(session, url, save=False)
+            keys = unlock(ctx, session, authenticate(session, "alice", state), state).keys
+            return trusted(session, url, keys=keys).seq
     finally:
         store.engine.dispose()
 
@@ -188,7 +197,7 @@ def incremental(tmp: Path, base: int, new: int, repeat: int) -> dict[str, Any]:
     make_vault(at_h, with_secret=True)
     append_reveals(at_h, base)
     pin_h = fresh_dir(None, tmp / "pin_h")
-    head = pin_with(at_h, pin_h)
+    head = pin_with(at_h, pin_h, unlocked=True)
     copy_db(at_h, full)
     append_reveals(full, new)
     # Does a client that catches up from H move its pin to the head it verified?
@@ -197,7 +206,7 @@ def incremental(tmp: Path, base: int, new: int, repeat: int) -> dict[str, Any]:
     advanced = pinned_seq(caught_up)
     # A client pinned at the head: one that verified the whole log from the genesis (no pin).
     pin_full = fresh_dir(None, tmp / "pin_full")
-    pin_with(full, pin_full)
+    pin_with(full, pin_full, unlocked=True)
     if pinned_seq(pin_full) != top or pinned_seq(pin_h) != head:
         raise SystemExit(f"pins at {pinned_seq(pin_h)} and {pinned_seq(pin_full)}, not {head} and {top}")
     state = tmp / "state"

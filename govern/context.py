@@ -5,6 +5,8 @@
 The CLI builds one :class:`Context` per command; every service takes it.
 """
 
+import json
+import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -14,19 +16,30 @@ from typing import TYPE_CHECKING
 
 from sqlmodel import Session, select
 
+import govern.unlock
 from audit.state import key_blob_digest
 from govern.custody import ensure_custodians
 from govern.db import Store, WriteTx
-from govern.errors import AuthenticationFailed, IntegrityFailure
+from govern.errors import AuthenticationFailed, Denied, IntegrityFailure
 from govern.housekeeping import destroy_expired_versions, expire_due
 from govern.identity import Unlocked, vault_meta
 from govern.models import Person, PersonKey
 from govern.timeutil import utcnow
-from govern.trust import save_pin, trusted, verify_from_pin
+from govern.trust import (
+    Start,
+    confirmed,
+    fingerprint_of,
+    load_anchor,
+    save_pin,
+    trusted,
+    verify_from_pin,
+    vouch,
+)
 from govern.unlock import PassphraseSource, StdinBroker, UnlockCache
 from vault import BadPassphraseError, IntegrityError, PersonKeys, SealedKeyBlob
 
 if TYPE_CHECKING:
+    from audit.chain import EventRecord
     from audit.state import LogState
 
 __all__ = ["Context", "Unlocked", "acting", "authenticate", "reading", "unlock", "vault_meta", "verified_reading"]
@@ -157,28 +170,109 @@ def acting(ctx: Context) -> Iterator[tuple[WriteTx, Unlocked]]:
     The passphrase is asked and Argon2id runs *before* the writer lock is taken,
     so a slow prompt never blocks other writers; the actor is then checked again
     inside the transaction in case they were suspended meanwhile.
+
+    Under the lock the log is verified from a cached state only if the actor's MAC vouches
+    for it (else from the genesis). Until the actor confirmed the vault fingerprint on this
+    client, the transaction wraps no key to anyone but the actor and the recovery key and
+    signs no offboarding plan (:func:`_hold_back_unconfirmed`).
     """
     with ctx.store.read() as session:
         # Enough to know who is asking and which key they hold before the prompt; the rows are
         # compared with the log once, under the writer lock, before anything is decided.
-        state = verify_from_pin(session, ctx.db_url, progress=ctx.progress)
+        first_use = load_anchor(vault_meta(session).id) is None
+        start = Start()
+        state = verify_from_pin(session, ctx.db_url, progress=ctx.progress, save=False, start=start)
         unlocked = unlock(ctx, session, authenticate(session, ctx.actor, state), state)
+        # Verified from a cache the actor's MAC vouches for (or the genesis): saved, so that the
+        # verification under the lock has only what was appended meanwhile to do.
+        vouch(start, state, ctx.db_url, unlocked.keys)
+        answered = None
+        if not confirmed(str(state.vault_id), state, unlocked.keys):
+            answered = _ask_fingerprint(ctx, state, first_use)
     with ctx.store.write(ctx.actor, ctx.now()) as tx:
         # Again under the writer lock: only what was appended since is verified.
-        tx.believe(trusted(tx.session, ctx.db_url))
+        tx.believe(trusted(tx.session, ctx.db_url, keys=unlocked.keys))
         person = authenticate(tx.session, ctx.actor, tx.trust)
         key_row = active_key(tx.session, person)
         if key_row.fingerprint != unlocked.key_fingerprint:
             raise AuthenticationFailed(f"the keys of {person.handle} changed while unlocking: try again")
         unlocked.person, unlocked.key_row = person, key_row
         tx.signer = unlocked
+        fingerprint = fingerprint_of(tx.state)
+        sure = answered == fingerprint or confirmed(str(tx.state.vault_id), tx.state, unlocked.keys)
+        if not sure:
+            _hold_back_unconfirmed(tx, unlocked, fingerprint)
         tx.extras["expired"] = expire_due(tx)
         destroy_expired_versions(tx)
-        ensure_custodians(tx, unlocked)
+        if sure:
+            ensure_custodians(tx, unlocked)
         yield tx, unlocked
     # Committed: the state followed every event this command wrote and signed, so the pin
     # moves past them (anyone who later rewrites them is caught at this sequence number).
-    save_pin(tx.state, ctx.db_url)
+    save_pin(tx.state, ctx.db_url, unlocked.keys, confirm="terminal" if answered == fingerprint else None)
+
+
+def _ask_fingerprint(ctx: Context, state: "LogState", first_use: bool) -> str | None:
+    """Say "first use" (or "not confirmed") with the fingerprint; at a terminal, ask to confirm it.
+
+    Only a person at the controlling terminal (``/dev/tty``) can answer: standard input, which
+    may be a pipe or a script, never confirms. Returns the fingerprint confirmed, if any.
+    """
+    fingerprint = fingerprint_of(state)
+    what = "first use of" if first_use else "not yet confirmed on this client:"
+    ctx.notice(
+        f"{what} vault {state.vault_id} ({state.org}), fingerprint {fingerprint}: compare it with the one your"
+        " administrator gave you out of band, then run 'govern pin trust --fingerprint FP'; until then this client"
+        " wraps no key for anyone but you and the recovery key, and signs no offboarding plan"
+    )
+    if not govern.unlock.terminal_available():
+        return None
+    return fingerprint if _yes_at_terminal(f"Is {fingerprint} the fingerprint you were given? [y/N] ") else None
+
+
+def _yes_at_terminal(question: str) -> bool:
+    try:
+        fd = os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY)
+    except OSError:
+        return False
+    try:
+        if not os.isatty(fd):
+            return False
+        os.write(fd, question.encode("utf-8"))
+        answer = b""
+        while not answer.endswith(b"\n") and len(answer) < 64:
+            chunk = os.read(fd, 1)
+            if not chunk:
+                break
+            answer += chunk
+    finally:
+        os.close(fd)
+    return answer.strip().lower() in (b"y", b"yes")
+
+
+def _hold_back_unconfirmed(tx: WriteTx, me: Unlocked, fingerprint: str) -> None:
+    """Refuse (exit 4), before it is signed, any event that gives a key to another person or
+    starts an offboarding plan while the vault fingerprint is not confirmed on this client."""
+    allowed = {me.key_fingerprint, tx.state.recovery_fingerprint}
+    inner = tx.audit.listener
+    how = (
+        f"confirm the vault fingerprint first: 'govern pin trust --fingerprint {fingerprint}' if it is the one your"
+        " administrator gave you out of band"
+    )
+
+    def listen(record: "EventRecord") -> None:
+        data = json.loads(record.data)
+        given = data.get("recipients") if record.action == "key.created" else None
+        if record.action == "key.wrapped":
+            given = [data.get("recipient")]
+        if isinstance(given, list) and any(recipient not in allowed for recipient in given):
+            raise Denied(f"this client has not confirmed this vault, so it wraps no key for anyone else: {how}")
+        if record.action == "offboard.started":
+            raise Denied(f"this client has not confirmed this vault, so it signs no offboarding plan: {how}")
+        if inner is not None:
+            inner(record)
+
+    tx.audit.listener = listen
 
 
 @contextmanager
@@ -195,5 +289,12 @@ def reading(ctx: Context) -> Iterator[tuple[Session, Person]]:
 def verified_reading(ctx: Context) -> Iterator[tuple[Session, Person, "LogState"]]:
     """A read session whose rows were checked against the verified log (checks that gate cron)."""
     with ctx.store.read() as session:
+        first_use = load_anchor(vault_meta(session).id) is None
         state = trusted(session, ctx.db_url, progress=ctx.progress)
+        if first_use:
+            ctx.notice(
+                f"first use of vault {state.vault_id} ({state.org}) on this client, fingerprint"
+                f" {fingerprint_of(state)}: compare it with the one your administrator gave you, then run"
+                " 'govern pin trust --fingerprint FP'"
+            )
         yield session, authenticate(session, ctx.actor, state), state

@@ -15,15 +15,20 @@ Before a command authorises anything, wraps a data key or reveals a value, it ca
 5. advances the pin, and returns the state, from which callers take roles, statuses,
    public keys, live grants, owners, caps, the recovery key and the commitments.
 
-A client that has never seen a vault verifies it all from the genesis and pins it (trust
-on first use), except at enrolment, where the one-time code binds the genesis hash.
+A client that has never seen a vault verifies it all from the genesis and pins it, but
+until its person confirms the vault fingerprint (``init``, enrolment, ``pin trust``, or yes
+at the terminal) it gives no key to anyone else (govern.context). The cached state beside
+the pin counts for a command that signs or wraps only under its actor's MAC.
 """
 
 import base64
 import contextlib
+import dataclasses
 import hashlib
+import hmac
 import json
 import os
+import stat
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -37,6 +42,7 @@ from sqlmodel import Session, select
 from audit.chain import EventRecord
 from audit.contain import verify_contained
 from audit.errors import ChainError
+from audit.fingerprint import same, vault_fingerprint
 from audit.log import format_ts
 from audit.state import MAX_SKEW_S, Case, LogState, key_blob_digest, sealed_digest, text_digest
 from audit.stream import SealCursor, head, stream_events
@@ -65,22 +71,62 @@ from govern.models import (
 )
 from govern.settings import state_dir
 from govern.timeutil import format_duration
-from vault import PublicKeys, RecoveryKey
+from vault import PersonKeys, PublicKeys, RecoveryKey
 
 PIN_FORMAT = "govern-pin"
-PIN_VERSION = 1
+PIN_VERSION = 2  # 2: vault fingerprint, per-person confirmations and MACs of the cached state
 Progress = Callable[[int, int], None]  # (events done, events to verify)
 
 
 # -- the pin file ------------------------------------------------------------------------------
+#
+# One JSON file per vault, 0600 in a 0700 folder this user owns (refused otherwise):
+#
+# - the anchor: vault id, genesis hash, recovery key fingerprint, vault fingerprint, and the
+#   highest sequence number and head this client verified. It only ever makes a command refuse
+#   more (a log must extend it), so it is a floor that needs no key to be useful;
+# - ``confirmed``: the vault fingerprint this client's person confirmed (init, enrolment,
+#   ``pin trust --fingerprint`` or yes at the terminal), and how. Until it names the fingerprint
+#   of the verified log, no key is wrapped to anyone but the actor and the recovery key;
+# - ``state``: the verified state at some head, a cache so that only what is new is verified;
+# - ``macs``: per person key fingerprint, HMAC-SHA256 over the cached state, the vault's
+#   identity and the confirmation, under a key only that person's unlock yields
+#   (:meth:`vault.PersonKeys.local_key`). A command that signs or wraps uses the cached state
+#   and the confirmation only when its actor's MAC verifies; otherwise it verifies the log
+#   from the genesis again and re-MACs it. Commands that do not unlock use the cache as it is,
+#   for what they show.
+
+
+def _owned_private_folder(folder: Path, *, create: bool) -> None:
+    """Refuse (exit 6) a state folder another user owns, or others may write; create it 0700."""
+    if create:
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        info = folder.lstat()
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise IntegrityFailure(f"cannot inspect this client's state folder {folder}: {exc.strerror}") from None
+    if not stat.S_ISDIR(info.st_mode):
+        raise IntegrityFailure(f"this client's state folder {folder} is not a folder (a link or a file): refusing it")
+    if hasattr(os, "getuid") and info.st_uid != os.getuid():
+        raise IntegrityFailure(
+            f"this client's state folder {folder} belongs to another user (uid {info.st_uid}): refusing to trust"
+            " pins someone else can write (use your own GOVERN_STATE_DIR)"
+        )
+    if info.st_mode & 0o022:
+        raise IntegrityFailure(
+            f"this client's state folder {folder} is writable by other users: refusing to trust its pins"
+            f" (chmod 700 {folder})"
+        )
+    if info.st_mode & 0o077:
+        os.chmod(folder, 0o700)
 
 
 def _pins_dir() -> Path:
     directory = state_dir() / "pins"
-    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-    for folder in (directory.parent, directory):
-        if folder.stat().st_mode & 0o077:
-            os.chmod(folder, 0o700)
+    _owned_private_folder(directory.parent, create=True)
+    _owned_private_folder(directory, create=True)
     return directory
 
 
@@ -89,6 +135,11 @@ def _pin_path(vault_id: str) -> Path:
     if not validate.is_uuid(vault_id):
         raise IntegrityFailure(f"the vault id {vault_id!r} is not a UUID: this is not a vault made by govern")
     return _pins_dir() / f"{vault_id}.json"
+
+
+def pin_path(vault_id: str) -> Path:
+    """Where this client keeps its pin of ``vault_id``."""
+    return _pin_path(vault_id)
 
 
 def _databases_path() -> Path:
@@ -113,6 +164,9 @@ def _write_private(path: Path, body: dict[str, Any]) -> None:
 
 def _read_json(path: Path) -> dict[str, Any] | None:
     try:
+        info = path.lstat()
+        if not stat.S_ISREG(info.st_mode) or (hasattr(os, "getuid") and info.st_uid != os.getuid()):
+            raise IntegrityFailure(f"this client's pin {path} is not a file of yours: move it away and re-pin")
         raw = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         return None
@@ -137,18 +191,62 @@ class Anchor:
     head: str
 
 
-def load_anchor(vault_id: str) -> Anchor | None:
-    """This client's anchor for ``vault_id``; a malformed one is refused (exit 6), never ignored."""
-    return _load(vault_id)[0]
+@dataclass(frozen=True)
+class Pin:
+    """A pin file as read: its anchor, its cached state, and what the acting person vouched for."""
+
+    anchor: Anchor
+    state: LogState | None
+    authenticated: bool  # the acting person's MAC verified the cached state
+    confirmed: str | None  # the vault fingerprint the acting person confirmed (MAC verified), if any
+    confirmed_how: str | None
+    confirmed_by: tuple[str, ...]  # how each confirmation on this client was made (for display)
+    fingerprint: str | None  # the vault fingerprint of the pinned genesis and recovery key
+    body: dict[str, Any] = dataclasses.field(default_factory=dict, repr=False, compare=False)  # as read
 
 
-def _load(vault_id: str) -> tuple[Anchor | None, LogState | None]:
-    """The pin file read once: its anchor, and the cached state if it is readable and matches."""
+@dataclass
+class Start:
+    """Where a verification started (filled by :func:`verify_from_pin` when asked)."""
+
+    pin: Pin | None = None
+    from_cache: bool = False
+
+
+def _mac_key(keys: PersonKeys, vault_id: str) -> bytes:
+    return keys.local_key(b"pin-mac\n" + vault_id.encode("ascii"))
+
+
+def _tagged(key: bytes, label: bytes, value: Any) -> str:
+    message = b"govern-pin-mac/v1\n" + label + b"\n" + json.dumps(value, sort_keys=True, separators=(",", ":")).encode()
+    return hmac.new(key, message, hashlib.sha256).hexdigest()
+
+
+def _state_mac(key: bytes, body: dict[str, Any]) -> str:
+    names = ("vault_id", "genesis", "recovery_fingerprint", "state")
+    return _tagged(key, b"state", {name: body.get(name) for name in names})
+
+
+def _confirm_mac(key: bytes, vault_id: str, fingerprint: str, how: str) -> str:
+    return _tagged(key, b"confirmed", [vault_id, fingerprint, how])
+
+
+def read_pin(vault_id: str, keys: PersonKeys | None = None, *, with_state: bool = True) -> Pin | None:
+    """This client's pin of ``vault_id``; a malformed anchor is refused (exit 6), never ignored.
+
+    With ``keys`` (the actor unlocked), the cached state and the confirmation count only if
+    the actor's MACs verify them; without, the state is returned as it is (for display) and no
+    confirmation counts.
+    """
     body = _read_json(_pin_path(vault_id))
     if body is None:
-        return None, None
+        return None
     try:
-        if body.get("format") != PIN_FORMAT or body.get("v") != PIN_VERSION or body.get("vault_id") != vault_id:
+        if (
+            body.get("format") != PIN_FORMAT
+            or body.get("v") not in (1, PIN_VERSION)
+            or body.get("vault_id") != vault_id
+        ):
             raise ValueError
         anchor = Anchor(vault_id, body["genesis"], body["seq"], body["head"])
         if not (isinstance(anchor.genesis, str) and isinstance(anchor.head, str) and type(anchor.seq) is int):
@@ -157,45 +255,128 @@ def _load(vault_id: str) -> tuple[Anchor | None, LogState | None]:
         raise IntegrityFailure(
             f"this client's pin of vault {vault_id} is corrupt: move it away and re-pin ('govern pin reset')"
         ) from None
+    state: LogState | None = None
+    if with_state:
+        try:
+            state = LogState.from_json(body["state"])
+        except (KeyError, TypeError, ValueError, AttributeError):
+            state = None
+        if state is not None and (state.vault_id, state.genesis) != (vault_id, anchor.genesis):
+            state = None
+    confirmations = body.get("confirmed")
+    confirmations = confirmations if isinstance(confirmations, dict) else {}
+    shown = tuple(sorted({str(c.get("how")) for c in confirmations.values() if isinstance(c, dict)}))
+    authenticated, confirmed, how = False, None, None
+    if keys is not None:
+        authenticated = with_state and _mac_verifies(body, keys, vault_id)
+        if not authenticated:
+            state = None
+        mine = confirmations.get(keys.public.fingerprint)
+        if isinstance(mine, dict) and isinstance(mine.get("fingerprint"), str) and isinstance(mine.get("how"), str):
+            expected = _confirm_mac(_mac_key(keys, vault_id), vault_id, mine["fingerprint"], mine["how"])
+            if isinstance(mine.get("mac"), str) and hmac.compare_digest(mine["mac"], expected):
+                confirmed, how = mine["fingerprint"], mine["how"]
+    recovery = body.get("recovery_fingerprint")
     try:
-        state = LogState.from_json(body["state"])
-    except (KeyError, TypeError, ValueError, AttributeError):
-        return anchor, None
-    if (state.vault_id, state.genesis, state.seq, state.head) != (vault_id, anchor.genesis, anchor.seq, anchor.head):
-        return anchor, None
-    return anchor, state
+        pinned_fp = vault_fingerprint(anchor.genesis, recovery) if isinstance(recovery, str) else None
+    except ValueError:
+        pinned_fp = None
+    return Pin(anchor, state, authenticated, confirmed, how, shown, pinned_fp, body)
+
+
+def load_anchor(vault_id: str) -> Anchor | None:
+    """This client's anchor for ``vault_id``; a malformed one is refused (exit 6), never ignored."""
+    pin = read_pin(vault_id)
+    return None if pin is None else pin.anchor
 
 
 def load_pin(vault_id: str) -> LogState | None:
-    """The state this client verified and pinned for ``vault_id``, if any and if still readable.
+    """The state this client cached for ``vault_id``, if any and still readable; not authenticated.
 
     The state beside the anchor is a cache: one written by another version of govern is
     ignored (the log is then verified from its genesis, and must still reach the anchor).
     """
-    return _load(vault_id)[1]
+    pin = read_pin(vault_id)
+    return None if pin is None else pin.state
 
 
-def save_pin(state: LogState, db_url: str) -> None:
-    """Advance the pin to ``state`` (never backwards) and remember which database holds the vault."""
+def save_pin(
+    state: LogState,
+    db_url: str,
+    keys: PersonKeys | None = None,
+    *,
+    confirm: str | None = None,
+) -> None:
+    """Advance the pin to ``state`` (never backwards) and remember which database holds the vault.
+
+    ``keys``: the acting person, unlocked, who verified ``state`` from a cache their MAC vouched
+    for (or from the genesis): their MAC then vouches for the new cache. Without keys the cache
+    is replaced only where no MAC vouched for the one there. ``confirm`` (with ``keys``, or
+    ``"-"`` for a client with no person in the vault): how the fingerprint was confirmed.
+    """
     assert state.vault_id is not None
+    fingerprint = fingerprint_of(state)
     path = _pin_path(state.vault_id)
     existing = _read_json(path)
-    if existing is not None and isinstance(existing.get("seq"), int) and existing["seq"] > state.seq:
-        return  # another command of this client verified further meanwhile
-    _write_private(
-        path,
+    if existing is not None and existing.get("genesis") != state.genesis:
+        existing = None  # a pin of another genesis is never merged (callers refused it already)
+    body: dict[str, Any] = dict(existing) if existing is not None else {}
+    old_seq = body.get("seq")
+    if not (isinstance(old_seq, int) and old_seq > state.seq):
+        body.update({"seq": state.seq, "head": state.head})
+    body.update(
         {
             "format": PIN_FORMAT,
             "v": PIN_VERSION,
             "vault_id": state.vault_id,
             "genesis": state.genesis,
             "recovery_fingerprint": state.recovery_fingerprint,
-            "seq": state.seq,
-            "head": state.head,
-            "state": state.to_json(),
-        },
+            "fingerprint": fingerprint,
+        }
     )
+    found = body.get("macs")
+    macs: dict[str, Any] = found if isinstance(found, dict) else {}
+    cached = body.get("state")
+    cached_seq = cached.get("seq") if isinstance(cached, dict) else None
+    newer = not (isinstance(cached_seq, int) and cached_seq >= state.seq)
+    if keys is not None:
+        key = _mac_key(keys, state.vault_id)
+        if newer or macs.get(keys.public.fingerprint) != _state_mac(key, body):
+            body["state"] = state.to_json()
+            body["macs"] = {keys.public.fingerprint: _state_mac(key, body)}
+    elif not macs and newer:
+        body["state"] = state.to_json()
+        body["macs"] = {}
+    if confirm is not None:
+        listed = body.get("confirmed")
+        confirmations: dict[str, Any] = listed if isinstance(listed, dict) else {}
+        if keys is not None:
+            mac = _confirm_mac(_mac_key(keys, state.vault_id), state.vault_id, fingerprint, confirm)
+            entry = {"fingerprint": fingerprint, "how": confirm, "mac": mac}
+            confirmations = {**confirmations, keys.public.fingerprint: entry}
+        else:
+            confirmations = {**confirmations, "-": {"fingerprint": fingerprint, "how": confirm}}
+        body["confirmed"] = confirmations
+    _write_private(path, body)
     remember_database(db_url, state.vault_id)
+
+
+def rewind_pin(session: Session, vault_id: str) -> None:
+    """For ``pin reset``: back to the genesis, keeping the confirmations when the genesis is the same.
+
+    A restore keeps the vault's genesis (its fingerprint is the same: what people confirmed
+    still holds); a database that now holds another genesis loses the pin entirely.
+    """
+    path = _pin_path(vault_id)
+    body = _read_json(path)
+    genesis = _event_at(session, 1)
+    if body is None or genesis is None or body.get("genesis") != genesis.hash:
+        forget_pin(vault_id)
+        return
+    for name in ("state", "macs"):
+        body.pop(name, None)
+    body.update({"seq": 0, "head": "0" * 64})
+    _write_private(path, body)
 
 
 def forget_pin(vault_id: str) -> bool:
@@ -224,10 +405,18 @@ def pinned_vault_of(db_url: str) -> str | None:
     return value if isinstance(value, str) else None
 
 
+def fingerprint_of(state: LogState) -> str:
+    """The vault fingerprint of the verified log (:mod:`audit.fingerprint`)."""
+    if state.genesis is None or state.recovery_fingerprint is None:
+        raise IntegrityFailure("the log has no genesis: there is no vault to name")
+    return vault_fingerprint(state.genesis, state.recovery_fingerprint)
+
+
 def pin_view(state: LogState) -> dict[str, Any]:
     return {
         "vault_id": state.vault_id,
         "org": state.org,
+        "fingerprint": fingerprint_of(state),
         "genesis": state.genesis,
         "recovery_fingerprint": state.recovery_fingerprint,
         "seq": state.seq,
@@ -263,24 +452,36 @@ def verify_from_pin(
     progress: Progress | None = None,
     genesis_tag: str | None = None,
     save: bool = True,
+    keys: PersonKeys | None = None,
+    fresh: bool = False,
+    start: Start | None = None,
 ) -> LogState:
     """The state the log proves now, verified from this client's pin (or the genesis).
 
     ``genesis_tag``, when given (at enrolment, from the one-time code), must match the log's.
+    ``keys`` (the acting person, unlocked): the cached state is used only if their MAC vouches
+    for it, else the log is verified from its genesis; the pin saved is then MACed for them.
+    ``fresh``: verify from the genesis whatever the cache (the anchor still binds).
+    ``start``: told where the verification started, so that :func:`vouch` can later MAC its
+    result once the actor has unlocked.
     Raises :class:`IntegrityFailure` (exit 6) for a broken chain, a broken rule, a vault
     other than the one pinned for this database, or a log that does not extend the pin.
     """
     vault_id = _vault_id(session)
     known = pinned_vault_of(db_url)
-    anchor, pinned = _load(vault_id)
+    pin = read_pin(vault_id, keys)
+    anchor = None if pin is None else pin.anchor
+    pinned = None if pin is None or fresh else pin.state
     if known is not None and known != vault_id and anchor is None:
         raise IntegrityFailure(
             f"this database held vault {known} when this client last used it; it now holds {vault_id}:"
             " refusing a swapped vault (after a deliberate move, run 'govern pin reset')"
         )
+    if start is not None:
+        start.pin, start.from_cache = pin, pinned is not None
     state = pinned if pinned is not None else LogState()
     # ``state`` is ``pinned``, advanced in place: remember where it started (-1: cache to rebuild).
-    pinned_seq = None if anchor is None else (anchor.seq if pinned is not None else -1)
+    pinned_seq = None if anchor is None else (pinned.seq if pinned is not None else -1)
     if anchor is not None:
         _check_extends(session, anchor)
     todo = _count_after(session, state.seq)
@@ -294,16 +495,16 @@ def verify_from_pin(
 
     starts = [state]
 
-    def fresh() -> LogState:
+    def restart() -> LogState:
         # The pinned state, and again (re-read) for each contained transaction found (audit/contain.py).
         if starts:
             return starts.pop()
-        again = _load(vault_id)[1]
-        return again if again is not None else LogState()
+        again = None if fresh else read_pin(vault_id, keys)
+        return again.state if again is not None and again.state is not None else LogState()
 
     try:
         state = verify_contained(
-            fresh,
+            restart,
             lambda seq: stream_events(session, after=seq),
             SealCursor(session, after=state.seq),
             not_after=not_after(),
@@ -320,8 +521,10 @@ def verify_from_pin(
             "this vault's genesis differs from the one your enrolment code names: this is not the vault you were"
             " invited to"
         )
-    if save and (pinned_seq is None or state.seq > pinned_seq):
-        save_pin(state, db_url)
+    if save and (
+        pinned_seq is None or state.seq > pinned_seq or (keys is not None and pin is not None and not pin.authenticated)
+    ):
+        save_pin(state, db_url, keys)
     elif save:
         remember_database(db_url, vault_id)
     return state
@@ -330,6 +533,61 @@ def verify_from_pin(
 def not_after() -> str:
     """The latest time an event may carry: this client's clock plus the allowed skew (issue 19)."""
     return format_ts(timeutil.utcnow() + timedelta(seconds=MAX_SKEW_S))
+
+
+def vouch(start: Start, state: LogState, db_url: str, keys: PersonKeys) -> None:
+    """Save ``state`` MACed for ``keys`` if the verification that gave it started from the genesis
+    or from a cache their MAC vouches for (read before they unlocked: checked now)."""
+    if start.from_cache and (start.pin is None or not _mac_verifies(start.pin.body, keys, str(state.vault_id))):
+        return
+    save_pin(state, db_url, keys)
+
+
+def _mac_verifies(body: dict[str, Any], keys: PersonKeys, vault_id: str) -> bool:
+    macs = body.get("macs")
+    given = macs.get(keys.public.fingerprint) if isinstance(macs, dict) else None
+    return isinstance(given, str) and hmac.compare_digest(given, _state_mac(_mac_key(keys, vault_id), body))
+
+
+def confirmed(vault_id: str, state: LogState, keys: PersonKeys) -> bool:
+    """Has the acting person confirmed, on this client, the fingerprint of the verified log?"""
+    pin = read_pin(vault_id, keys, with_state=False)
+    return pin is not None and pin.confirmed is not None and same(pin.confirmed, fingerprint_of(state))
+
+
+def confirm(state: LogState, db_url: str, keys: PersonKeys | None, how: str) -> None:
+    """Record that this client's person confirmed the fingerprint of ``state`` (``how``: for the record)."""
+    save_pin(state, db_url, keys, confirm=how)
+
+
+CHECKPOINT_SIGNERS = ("admin", "auditor")
+
+
+def checkpoint_signer_refusal(state: LogState, body: dict[str, Any]) -> str | None:
+    """Why a checkpoint anchors nothing: its signer is not an admin or auditor of the vault
+    (now, or an admin when it was signed). None when it may anchor."""
+    signer = str(body.get("signer"))
+    person = state.people.get(signer)
+    if person is not None and person.role in CHECKPOINT_SIGNERS:
+        return None
+    ts = str(body.get("ts"))
+    moment = ts[:-1] + ".000000Z" if ts.endswith("Z") and "." not in ts else ts
+    if signer in state.admins_at(moment):
+        return None
+    return f"the checkpoint is signed by {signer}, who is not an admin or auditor of this vault: it anchors nothing"
+
+
+def check_checkpoint_extends(session: Session, body: dict[str, Any], state: LogState) -> None:
+    """A log behind a checkpoint, or other than it at its sequence number, is refused (exit 6)."""
+    seq = int(body["seq"])
+    if seq > state.seq:
+        raise IntegrityFailure(
+            f"the log ends at event {state.seq} but the checkpoint you trust saw event {seq}: it was rolled back"
+            " or truncated"
+        )
+    row = _event_at(session, seq) if seq else None
+    if seq and (row is None or row.hash != body["head"]):
+        raise IntegrityFailure(f"event {seq} is not the one the checkpoint you trust saw: the log diverges from it")
 
 
 def _check_extends(session: Session, pinned: Anchor) -> None:
@@ -674,10 +932,16 @@ def _step_plan(
 
 
 def trusted(
-    session: Session, db_url: str, *, progress: Progress | None = None, genesis_tag: str | None = None
+    session: Session,
+    db_url: str,
+    *,
+    progress: Progress | None = None,
+    genesis_tag: str | None = None,
+    keys: PersonKeys | None = None,
+    fresh: bool = False,
 ) -> LogState:
     """Verify from the pin, then refuse if any governance row is not explained by the log."""
-    state = verify_from_pin(session, db_url, progress=progress, genesis_tag=genesis_tag)
+    state = verify_from_pin(session, db_url, progress=progress, genesis_tag=genesis_tag, keys=keys, fresh=fresh)
     findings = unexplained_rows(session, state)
     if findings:
         more = f" (and {len(findings) - 1} more: run 'govern audit verify')" if len(findings) > 1 else ""

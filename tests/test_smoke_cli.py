@@ -9,7 +9,8 @@ def test_init_whoami_and_version(govern: Govern) -> None:
     assert created["recovery_key"].startswith("GOVERN-RECOVERY-1-")
     me = govern.ok("whoami", "--json").json()
     assert me["role"] == "admin"
-    assert me["key_fingerprint"] == created["fingerprint"]
+    assert me["key_fingerprint"] == created["key_fingerprint"]
+    assert me["fingerprint"] == created["fingerprint"], "the vault fingerprint"
     assert govern.ok("version").out.startswith("govern ")
 
 

@@ -93,6 +93,15 @@ class PersonKeys:
     def sign(self, message: bytes) -> bytes:
         return self.ed25519.sign(message)
 
+    def local_key(self, purpose: bytes) -> bytes:
+        """A 32-byte key only this person's unlock yields, for ``purpose`` (domain separated).
+
+        HKDF-SHA256 over both private keys, ``info = b"govern-local-key/v1\\n" || purpose``: it
+        authenticates what this client keeps on disk for this person (docs/security.md).
+        """
+        info = b"govern-local-key/v1\n" + purpose
+        return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=info).derive(self._private_bytes())
+
     def _private_bytes(self) -> bytes:
         raw = (Encoding.Raw, PrivateFormat.Raw, NoEncryption())
         return self.x25519.private_bytes(*raw) + self.ed25519.private_bytes(*raw)

@@ -127,7 +127,11 @@ def init(
         emit_json(result.__dict__)
         return
     notice(f"created the vault of {result.org} at {result.db}")
-    notice(f"{result.admin} is admin; key fingerprint {result.fingerprint}")
+    notice(f"{result.admin} is admin; key fingerprint {result.key_fingerprint}")
+    notice(
+        f"vault fingerprint {result.fingerprint}: give it to every person out of band (they confirm it with"
+        " 'govern pin trust --fingerprint …' on a new client)"
+    )
     if result.recovery_file:
         notice(f"recovery key written to {result.recovery_file} (mode 0600): store it offline, then delete the file")
     else:

@@ -73,9 +73,18 @@ def verify(
             "--evidence", metavar="FILE.zip", help="Verify an evidence pack offline: bytes, manifest, export."
         ),
     ] = None,
+    expect: Annotated[
+        str | None,
+        typer.Option(
+            "--expect", metavar="FP", help="The vault fingerprint you were given out of band; exit 6 if it differs."
+        ),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Verify hash links, signatures and the tables against the log; exit 6 naming the first bad event."""
+    """Verify hash links, signatures and the tables against the log; exit 6 naming the first bad event.
+
+    Prints the vault fingerprint: compare it with the one you were given (or pass --expect).
+    """
     from govern.errors import InvalidInput
     from govern.services.auditing import verify as run
     from govern.services.auditing import verify_export_file
@@ -85,11 +94,11 @@ def verify(
             raise InvalidInput("--evidence carries its own export and checkpoint: give it alone")
         from govern.services.evidence import verify_evidence
 
-        result = verify_evidence(evidence)
+        result = verify_evidence(evidence, expect)
     elif export is not None:
-        result = verify_export_file(export, checkpoint=checkpoint)
+        result = verify_export_file(export, checkpoint=checkpoint, expect=expect)
     else:
-        result = run(context(ctx), checkpoint=checkpoint)
+        result = run(context(ctx), checkpoint=checkpoint, expect=expect)
     if as_json:
         emit_json(result)
     else:
@@ -106,13 +115,17 @@ def verify(
         from govern.errors import IntegrityFailure
 
         raise IntegrityFailure(f"{len(result['findings'])} row(s) of the tables are not explained by the log")
+    notice(
+        f"verified {result['events']} events in {result['transactions']} signed transactions"
+        f" of the vault with fingerprint {result['fingerprint']}"
+        + ("" if expect is not None else ": compare it with the one you were given (or pass --expect)")
+    )
     if open_violations:
         from govern.errors import IntegrityFailure
 
         raise IntegrityFailure(
             f"{len(open_violations)} signed transaction(s) break a rule of the log (contained, not acknowledged)"
         )
-    notice(f"verified {result['events']} events in {result['transactions']} signed transactions")
 
 
 @app.command("acknowledge")

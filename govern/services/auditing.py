@@ -17,6 +17,7 @@ from audit.checkpoint import make_checkpoint, read_checkpoint
 from audit.contain import verify_contained
 from audit.errors import ChainError
 from audit.export import jsonl_lines, verify_export
+from audit.fingerprint import normalise, same, vault_fingerprint
 from audit.log import format_ts
 from audit.state import LogState, iso_to_ts
 from audit.stream import SealCursor, head, stream_events
@@ -27,6 +28,7 @@ from govern.infile import read_text_file
 from govern.models import Account, Grant, Person
 from govern.services.common import get_account, grant_status, require_role
 from govern.timeutil import format_time
+from govern.trust import checkpoint_signer_refusal
 
 READ_ALL = ("admin", "auditor")
 
@@ -124,12 +126,16 @@ def verify_export_file(
     checkpoint: Path | None = None,
     keys: dict[str, tuple[str, bytes]] | None = None,
     roles: dict[str, tuple[str, str]] | None = None,
+    expect: str | None = None,
 ) -> dict[str, Any]:
     """Verify a JSONL export offline: no database, no passphrase.
 
     An export alone proves only its own consistency. This client's pin of the vault (if it
-    has one) and a ``checkpoint`` anchor it: the export must hold the very events they saw.
+    has one), a ``checkpoint`` signed by an admin or auditor of the vault, and ``expect`` (the
+    vault fingerprint given out of band) anchor it: the export must hold the very events they
+    saw, of the vault they name.
     """
+    expected = None if expect is None else expected_fingerprint(expect)
     wanted: dict[int, str] = {}
     seen: dict[int, str] = {}
 
@@ -156,16 +162,14 @@ def verify_export_file(
         raise ChainError("the export holds events later than the time it says it was made", result.last_seq)
     if pinned is not None and _anchored_by_pin(pinned, result, seen, exported_at):
         anchored.append(f"pin (event {pinned.seq})")
+    fingerprint = fingerprint_of_log(result.state)
+    if expected is not None and not same(fingerprint, expected):
+        raise ChainError(
+            f"this export is of the vault with fingerprint {fingerprint}, not the {expected} you expect:"
+            " a look-alike vault (same id, names and handles, another genesis or recovery key)"
+        )
     if checkpoint is not None:
-        body = read_checkpoint(text, result.keys)
-        if body["vault_id"] != result.state.vault_id:
-            raise ChainError("the checkpoint belongs to another vault")
-        seq = int(body["seq"])
-        if seq > result.last_seq:
-            raise ChainError(f"the export ends at event {result.last_seq} but the checkpoint saw event {seq}", seq)
-        if seen.get(seq) != body["head"]:
-            raise ChainError("the event the checkpoint saw was changed", seq)
-        anchored.append(f"checkpoint (event {seq})")
+        anchored.append(_export_checkpoint(text, result, seen))
     if keys is not None:
         keys.update(result.keys)  # for a caller that checks more signatures (an evidence pack)
     if roles is not None:  # (role, status) of each person at the export's head, as its log proves them
@@ -173,6 +177,8 @@ def verify_export_file(
     return {
         "source": str(export),
         "vault_id": header.get("vault_id"),
+        "fingerprint": fingerprint,
+        "expected": None if expected is None else "matches",
         "exported_by": header.get("exported_by"),
         "events": result.events,
         "transactions": result.transactions,
@@ -181,6 +187,22 @@ def verify_export_file(
         "anchored_by": ", ".join(anchored) if anchored else "nothing: this export proves only its own consistency",
         "findings": [],
     }
+
+
+def _export_checkpoint(text: str, result: VerifiedHead, seen: dict[int, str]) -> str:
+    """The checkpoint must be signed by an admin or auditor of the exported vault, and be in the export."""
+    body = read_checkpoint(text, result.keys)
+    if body["vault_id"] != result.state.vault_id:
+        raise ChainError("the checkpoint belongs to another vault")
+    refusal = checkpoint_signer_refusal(result.state, body)
+    if refusal is not None:
+        raise ChainError(refusal)
+    seq = int(body["seq"])
+    if seq > result.last_seq:
+        raise ChainError(f"the export ends at event {result.last_seq} but the checkpoint saw event {seq}", seq)
+    if seen.get(seq) != body["head"]:
+        raise ChainError("the event the checkpoint saw was changed", seq)
+    return f"checkpoint (event {seq})"
 
 
 def _pin_of_export(export: Path) -> LogState | None:
@@ -218,7 +240,21 @@ def _anchored_by_pin(pinned: LogState, result: VerifiedHead, seen: dict[int, str
     return False  # an older export than the pin: consistent, but not anchored by it
 
 
-def verify(ctx: Context, *, checkpoint: Path | None = None) -> dict[str, Any]:
+def expected_fingerprint(typed: str) -> str:
+    """A fingerprint given with ``--expect``, in its displayed form; exit 2 when it cannot be one."""
+    fingerprint = normalise(typed)
+    if fingerprint is None:
+        raise InvalidInput("--expect takes a vault fingerprint: 32 characters A-Z and 2-7 (dashes ignored)")
+    return fingerprint
+
+
+def fingerprint_of_log(state: LogState) -> str:
+    if state.genesis is None or state.recovery_fingerprint is None:
+        raise ChainError("the log has no genesis event", 1)
+    return vault_fingerprint(state.genesis, state.recovery_fingerprint)
+
+
+def verify(ctx: Context, *, checkpoint: Path | None = None, expect: str | None = None) -> dict[str, Any]:
     """Verify the whole log from its genesis: chain, seals, the rules of the log, this client's
     pin, the checkpoint, and every governance row against the state the log proves.
 
@@ -226,6 +262,7 @@ def verify(ctx: Context, *, checkpoint: Path | None = None) -> dict[str, Any]:
     """
     from govern.trust import check_pin_against, load_anchor, not_after, pinned_vault_of, save_pin, unexplained_rows
 
+    expected = None if expect is None else expected_fingerprint(expect)
     with reading(ctx) as (session, _me):
         total = count_all(session)
         done = 0
@@ -248,7 +285,13 @@ def verify(ctx: Context, *, checkpoint: Path | None = None) -> dict[str, Any]:
             "last_seq": result.last_seq,
             "head": result.head,
             "genesis": state.genesis,
+            "fingerprint": fingerprint_of_log(state),
         }
+        if expected is not None and not same(report["fingerprint"], expected):
+            raise IntegrityFailure(
+                f"this database holds the vault with fingerprint {report['fingerprint']}, not the {expected} you"
+                " expect: a look-alike vault, or the wrong database"
+            )
         known = pinned_vault_of(ctx.db_url)
         if known is not None and known != state.vault_id and load_anchor(str(state.vault_id)) is None:
             raise IntegrityFailure(
@@ -261,8 +304,13 @@ def verify(ctx: Context, *, checkpoint: Path | None = None) -> dict[str, Any]:
             {"transaction": int(first), **violation} for first, violation in sorted(state.violations.items())
         ]
         report["pin"] = check_pin_against(session, state)
+        if report["pin"] is None:
+            ctx.notice(
+                f"first use of vault {state.vault_id} on this client: fingerprint {report['fingerprint']}"
+                " (compare it with the one you were given, or pass --expect)"
+            )
         if checkpoint is not None:
-            report["checkpoint"] = _check_checkpoint(session, checkpoint, result.keys, result.last_seq)
+            report["checkpoint"] = _check_checkpoint(session, checkpoint, result.keys, result.last_seq, state)
         report["findings"] = unexplained_rows(session, state)
         if vault_meta(session).id != state.vault_id:
             report["findings"].insert(0, f"the vault record says {vault_meta(session).id}, the log {state.vault_id}")
@@ -292,12 +340,15 @@ def count_all(session: Session) -> int:
 
 
 def _check_checkpoint(
-    session: Session, path: Path, keys: dict[str, tuple[str, bytes]], last_seq: int
+    session: Session, path: Path, keys: dict[str, tuple[str, bytes]], last_seq: int, state: LogState
 ) -> dict[str, Any]:
     text = read_text_file(path, "checkpoint", limit=64 * 1024)
     body = read_checkpoint(text, keys)
     if body["vault_id"] != vault_meta(session).id:
         raise ChainError("the checkpoint belongs to another vault")
+    refusal = checkpoint_signer_refusal(state, body)
+    if refusal is not None:
+        raise ChainError(refusal)
     seq = int(body["seq"])
     if seq > last_seq:
         raise ChainError(

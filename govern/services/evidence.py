@@ -187,9 +187,10 @@ def _manifest(body: dict[str, bytes]) -> tuple[dict[str, Any], bytes]:
     return manifest, signature
 
 
-def verify_evidence(path: Path) -> dict[str, Any]:
+def verify_evidence(path: Path, expect: str | None = None) -> dict[str, Any]:
     """Check an evidence pack offline: its bytes, its manifest and signature, and its export
-    (with its checkpoint and this client's pin). Raises ``ChainError`` (exit 6) at the first fault."""
+    (with its checkpoint, this client's pin and ``expect``, the vault fingerprint given out of
+    band). Raises ``ChainError`` (exit 6) at the first fault."""
     raw = read_bytes_file(path, "evidence pack", limit=LIMIT)
     members = _members(raw)
     if build_zip(members) != raw:
@@ -202,7 +203,7 @@ def verify_evidence(path: Path) -> dict[str, Any]:
         for name in ("events.jsonl", "checkpoint.json"):
             (folder / name).write_bytes(body[name])
             os.chmod(folder / name, 0o600)
-        result = auditing_verify(folder / "events.jsonl", folder / "checkpoint.json", keys, roles)
+        result = auditing_verify(folder / "events.jsonl", folder / "checkpoint.json", keys, roles, expect)
     owner_key = keys.get(str(manifest.get("key")))
     if owner_key is None or owner_key[0] != manifest.get("generated_by"):
         raise ChainError("the manifest is signed with a key its log does not give its signer")
@@ -233,6 +234,8 @@ def verify_evidence(path: Path) -> dict[str, Any]:
     return {
         "source": str(path),
         "vault_id": result["vault_id"],
+        "fingerprint": result["fingerprint"],
+        "expected": result["expected"],
         "from": manifest["from"],
         "to": manifest["to"],
         "period_events": manifest["period"]["events"],
@@ -248,11 +251,15 @@ def verify_evidence(path: Path) -> dict[str, Any]:
 
 
 def auditing_verify(
-    export: Path, checkpoint: Path, keys: dict[str, tuple[str, bytes]], roles: dict[str, tuple[str, str]]
+    export: Path,
+    checkpoint: Path,
+    keys: dict[str, tuple[str, bytes]],
+    roles: dict[str, tuple[str, str]],
+    expect: str | None = None,
 ) -> dict[str, Any]:
     from govern.services.auditing import verify_export_file
 
     try:
-        return verify_export_file(export, checkpoint=checkpoint, keys=keys, roles=roles)
+        return verify_export_file(export, checkpoint=checkpoint, keys=keys, roles=roles, expect=expect)
     except InvalidInput as exc:
         raise ChainError(f"the pack's export or checkpoint is unreadable: {exc}") from None

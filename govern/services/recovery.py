@@ -46,7 +46,7 @@ def recover(ctx: Context, recovery_text: str, *, admin: str, name: str, email: s
     blob, _kek = keys.seal(passphrase, params)
     with ctx.store.write(admin, ctx.now()) as tx:
         session = tx.session
-        state = trusted(session, ctx.db_url)
+        state = trusted(session, ctx.db_url, fresh=True)  # from the genesis: no cache decides a recovery
         tx.believe(state)
         meta = vault_meta(session)
         signature = recovery.sign(recovery_message(meta.id, tx.audit.tx, admin, keys.public.fingerprint))
@@ -86,7 +86,7 @@ def recover(ctx: Context, recovery_text: str, *, admin: str, name: str, email: s
         tx.audit.append("staff.enrolled", subject=admin, data=public_keys_event(keys, params))
         recovered = _wrap_everything(tx, meta, recovery, person, key_row, state)
         tx.signer = Unlocked(person, key_row, keys)
-    save_pin(state, ctx.db_url)
+    save_pin(state, ctx.db_url, keys)
     return {"admin": admin, "key_fingerprint": keys.public.fingerprint, "data_keys": recovered}
 
 

@@ -166,14 +166,15 @@ def enroll(ctx: Context, handle: str, code: str) -> dict[str, Any]:
     pinned, and the invitation found in the verified log must commit to the key the code
     derives. The enrolment is signed by that key and by the person's new key.
     """
-    from govern.trust import save_pin, trusted
+    from govern.trust import confirm, trusted
 
     handle = validate.handle(handle)
     secret, tag = parse_code(code)
     now = ctx.now()
 
-    def check(session: Session) -> tuple[Person, Enrolment, Ed25519PrivateKey, LogState]:
-        state = trusted(session, ctx.db_url, progress=ctx.progress, genesis_tag=tag)
+    def check(session: Session, *, fresh: bool = False) -> tuple[Person, Enrolment, Ed25519PrivateKey, LogState]:
+        # Under the writer lock, from the genesis: no cached state of this client decides an enrolment.
+        state = trusted(session, ctx.db_url, progress=ctx.progress, genesis_tag=tag, fresh=fresh)
         proven = state.people.get(handle)
         if proven is None or proven.status != "invited" or proven.invite_key is None:
             raise AuthenticationFailed(f"{handle} has no enrolment waiting")
@@ -203,7 +204,7 @@ def enroll(ctx: Context, handle: str, code: str) -> dict[str, Any]:
     keys = PersonKeys.generate()
     blob, _kek = keys.seal(passphrase, params)
     with ctx.store.write(handle, now) as tx:
-        person, enrolment, signing, state = check(tx.session)
+        person, enrolment, signing, state = check(tx.session, fresh=True)
         assert person.id is not None
         assert state.vault_id is not None
         tx.believe(state)
@@ -222,7 +223,8 @@ def enroll(ctx: Context, handle: str, code: str) -> dict[str, Any]:
         data = {**public_keys_event(keys, params), "code_signature": base64.b64encode(signature).decode("ascii")}
         tx.audit.append("staff.enrolled", subject=handle, data=data)
         tx.signer = Unlocked(person, key_row, keys)
-    save_pin(state, ctx.db_url)
+    # The code named this vault's genesis, and the log verified from it: the fingerprint is confirmed.
+    confirm(state, ctx.db_url, keys, "enrolment")
     return person_view(person, key_row)
 
 

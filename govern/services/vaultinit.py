@@ -55,7 +55,8 @@ class InitResult:
     vault_id: str
     org: str
     admin: str
-    fingerprint: str
+    fingerprint: str  # the vault fingerprint (audit.fingerprint): read it out to every client
+    key_fingerprint: str  # the first admin's key
     recovery_fingerprint: str
     recovery_key: str | None
     recovery_file: str | None
@@ -187,7 +188,7 @@ def init_vault(
             _place(staging, path)
         placed = True
         crashpoint("init-placed")
-        _pin_new_vault(ctx.db_url, vault_id)
+        vault_fp = _pin_new_vault(ctx.db_url, vault_id, keys)
     except BaseException:
         engine.dispose()
         if not placed:
@@ -200,7 +201,8 @@ def init_vault(
         vault_id=vault_id,
         org=org,
         admin=admin,
-        fingerprint=keys.public.fingerprint,
+        fingerprint=vault_fp,
+        key_fingerprint=keys.public.fingerprint,
         recovery_fingerprint=recovery.fingerprint,
         recovery_key=None if recovery_file is not None else recovery.export(),
         recovery_file=None if recovery_file is None else str(recovery_file),
@@ -213,17 +215,19 @@ def _write_recovery(path: Path, recovery: RecoveryKey) -> bool:
     return True
 
 
-def _pin_new_vault(db_url: str, vault_id: str) -> None:
-    """This client made the vault: it pins the genesis it just signed."""
-    from govern.trust import remember_database, verify_from_pin
+def _pin_new_vault(db_url: str, vault_id: str, keys: PersonKeys) -> str:
+    """This client made the vault: it pins the genesis it just signed, confirmed; returns its fingerprint."""
+    from govern.trust import confirm, fingerprint_of, remember_database, verify_from_pin
 
     remember_database(db_url, vault_id)
     store = Store.open(db_url)
     try:
         with store.read() as session:
-            verify_from_pin(session, db_url)
+            state = verify_from_pin(session, db_url, keys=keys, fresh=True)
     finally:
         store.engine.dispose()
+    confirm(state, db_url, keys, "init")
+    return fingerprint_of(state)
 
 
 def _unfinished(engine: Engine) -> bool:
@@ -393,7 +397,15 @@ def whoami(ctx: Context) -> dict[str, Any]:
             "key_fingerprint": key.fingerprint,
             "org": meta.org,
             "vault_id": meta.id,
+            "fingerprint": _fingerprint(session, ctx.db_url),
         }
+
+
+def _fingerprint(session: Session, db_url: str) -> str:
+    """The vault fingerprint, from the log verified from this client's pin (not saved: a read)."""
+    from govern.trust import fingerprint_of, verify_from_pin
+
+    return fingerprint_of(verify_from_pin(session, db_url, save=False))
 
 
 def _mode(path: Path) -> str | None:
@@ -462,7 +474,7 @@ def _diagnose(ctx: Context, engine: Engine) -> dict[str, Any]:
 def _trust_report(session: Session, db_url: str, problems: list[str]) -> dict[str, Any]:
     """This client's pin of the vault, and whether the rows agree with the signed log."""
     from govern.errors import GovernError
-    from govern.trust import load_pin, unexplained_rows, verify_from_pin
+    from govern.trust import fingerprint_of, load_pin, unexplained_rows, verify_from_pin
 
     meta = vault_meta(session)
     pinned = load_pin(meta.id)
@@ -474,7 +486,14 @@ def _trust_report(session: Session, db_url: str, problems: list[str]) -> dict[st
         report["verified"] = False
         return report
     findings = unexplained_rows(session, state)
-    report.update({"verified": True, "log_seq": state.seq, "unexplained_rows": len(findings)})
+    report.update(
+        {
+            "verified": True,
+            "log_seq": state.seq,
+            "fingerprint": fingerprint_of(state),
+            "unexplained_rows": len(findings),
+        }
+    )
     if findings:
         problems.append(f"{len(findings)} row(s) the signed log does not explain, first: {findings[0]}")
     return report
