@@ -164,6 +164,8 @@ KINDS = {"password": "password", "totp-uri": "totp", "recovery-codes": "recovery
 RETENTION_S = 30 * 24 * 3600
 # The longest reason an event may carry (input allows 1000; govern prefixes some, e.g. "offboarded: …").
 MAX_REASON_CHARS = 2000
+# Offboarding steps ``offboard start`` carries out itself (offboard.step_done closes them).
+AUTOMATIC_STEPS = frozenset({"suspend", "cancel-requests", "reassign-owner", "remove-access"})
 # How far ahead of the verifying client's clock an event may be dated (issue 19).
 MAX_SKEW_S = 5 * 60
 # Offboarding follow-up step kind of each exposure kind (offboarding/plan.py titles them).
@@ -1204,7 +1206,14 @@ class LogState:
                     f"step {step} of case {case.id} removed {case.handle}'s access to {account} without marking"
                     f" what they may know ({unmarked[0][0]} of version {unmarked[0][1]}) exposed"
                 )
+        if case.step_kinds and case.step_kinds.get(step) not in AUTOMATIC_STEPS:
+            raise RuleBroken(f"step {step} of case {case.id} is not automatic: offboard.step_done does not close it")
+        waits_for = {step_kind: kind for kind, step_kind in FOLLOW_UP_STEPS.items()}
         for number in data.get("followups_closed", []):
+            kind = waits_for.get(case.step_kinds.get(str(int(number)), ""))
+            open_kinds = {e[3] for e in self.exposures if e[0] == account and e[2] == case.handle}
+            if kind is None or case.step_accounts.get(str(int(number))) != account or kind in open_kinds:
+                raise RuleBroken(f"step {number} of case {case.id} closed while its rotation is still due")
             self._close_step({"case": data["case"], "step": number}, "done")
 
     def _on_offboard_step_closed(self, event: EventRecord, data: dict[str, Any]) -> None:

@@ -187,7 +187,8 @@ def test_a_signed_event_by_someone_without_the_right_is_reported(vault: Govern) 
     sql(vault.db, "UPDATE person SET role = 'admin' WHERE handle = 'bob'")
     result = vault("audit", "verify")
     assert result.code == 6
-    assert "by bob, who was not an admin" in result.err
+    # Since issue 19 the rule table names the role, and the transaction is contained and named.
+    assert "staff.role_changed by bob, a member: only admin may sign it" in result.err
 
 
 def test_golden_export_verifies_offline(tmp_path: Path) -> None:

@@ -228,8 +228,13 @@ def test_digests_arrive_by_smtp_and_webhook_once(notified: tuple[Govern, Mailbox
     hook.posts.clear()
     request = g.ok("access", "request", "x-acme", "--reason", "cover <https://evil.example|click> <!channel>",
                    as_="bob").out.strip()  # fmt: skip
-    # govern refuses control characters in a reason; a database writer can still put them in the row.
+    # govern refuses control characters in a reason; a database writer who puts them in the row
+    # is refused since issue 19 (the row's reason must be the signed event's): exit 6, nothing sent.
+    original = sqlhelp.sql(g.db, "SELECT reason FROM access_request WHERE id = :i", i=int(request))[0][0]
     sqlhelp.sql(g.db, "UPDATE access_request SET reason = :r WHERE id = :i", r=HOSTILE, i=int(request))
+    _notify(g, env, code=6)
+    assert mailbox.messages == []
+    sqlhelp.sql(g.db, "UPDATE access_request SET reason = :r WHERE id = :i", r=original, i=int(request))
     sent = _notify(g, env)
     assert mailbox.logins, "it authenticated (after STARTTLS: the server refuses AUTH before it)"
     (to_carol,) = mailbox.to("carol@acme.example")
@@ -241,7 +246,6 @@ def test_digests_arrive_by_smtp_and_webhook_once(notified: tuple[Govern, Mailbox
     assert to_carol["Bcc"] is None
     assert all(m["Bcc"] is None for _r, m in mailbox.messages)
     assert all(rcpts != ["mallory@evil.example"] for rcpts, _m in mailbox.messages)
-    assert "cover\\x0d\\x0aBcc: mallory@evil.example" in body
     (to_bob,) = mailbox.to("bob@acme.example")
     assert f"your request {request} waits for carol (the owner of x-acme)" in _body(to_bob)
     (to_alice,) = mailbox.to("alice@acme.example")

@@ -425,3 +425,15 @@ def test_member_signs_a_seal_in_an_admins_name_and_is_named(vault: Govern) -> No
     verified = refused(vault("audit", "verify"))
     assert f"transaction {bad} signed by bob" in verified.err
     assert "seal names alice but is signed with bob's key" in verified.err
+
+
+def test_insider_closes_a_rotation_step_as_done_while_the_password_is_exposed(vault: Govern) -> None:
+    _bob_holds_x_acme(vault)
+    vault.ok("offboard", "start", "bob", "--reason", "left")
+    steps = steps_of(vault)
+    rotate = steps.index(("rotate-password", "x-acme")) + 1
+    bad = _forge(vault, "alice", Forged("alice", "offboard.step_done", subject="bob", data={"case": 1, "step": rotate}))
+    verified = refused(vault("audit", "verify"))
+    assert f"transaction {bad} signed by alice" in verified.err
+    assert "offboard.step_done does not close it" in verified.err
+    assert clean(vault("rotation", "status", "--check")).code == 7
