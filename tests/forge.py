@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-from conftest import passphrase_of
+from conftest import CANARY_PASSWORD, Result, passphrase_of
 from sqlalchemy import create_engine, delete, insert, select
 from sqlalchemy.engine import Connection
 from sqlhelp import sql
@@ -23,6 +23,26 @@ from audit.log import format_ts
 from govern.custody import field_aad, wrap_aad
 from govern.timeutil import utcnow
 from vault import MINIMUM_PARAMS, IntegrityError, PersonKeys, SealedKeyBlob, new_data_key, seal, unwrap_key, wrap_key
+
+
+def clean(result: Result) -> Result:
+    """No traceback, no 'this is a bug', no canary password: whatever the exit code."""
+    assert "Traceback" not in result.err, result.err
+    assert "this is a bug" not in result.err, f"exit {result.code}: {result.err}"
+    assert CANARY_PASSWORD not in result.out + result.err
+    return result
+
+
+def refused(result: Result, code: int = 6) -> Result:
+    clean(result)
+    assert result.code == code, f"expected exit {code}, got {result.code}: {result.err or result.out}"
+    return result
+
+
+def signer_of(db: str, handle: str) -> dict[str, Any]:
+    """``append_transaction``'s signer arguments for ``handle``'s real key (an insider)."""
+    keys = keys_of(db, handle)
+    return {"signer": handle, "key": keys.public.fingerprint, "sign": keys.sign}
 
 
 @contextmanager

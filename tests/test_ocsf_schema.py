@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from conftest import CANARY_PASSWORD, CANARY_URI, Govern
+from forge import Forged, append_transaction, fingerprint_of, head, signer_of
 from ocsf_validate import Validator, load_schema
 
 from audit.state import _HANDLERS
@@ -84,6 +85,11 @@ def _every_event(g: Govern, tmp_path: Path) -> None:
     g.ok("review", "certify", "x-acme", "bob")  # review.certified
     g.ok("review", "revoke", "x-acme", "erin", "--reason", "left the social team")  # review.revoked
     g.ok("review", "close", "--revoke-undecided")  # review.closed
+    # An insider's correctly sealed transaction that breaks a rule is contained; an admin decides.
+    bad = head(g.db)[0] + 1
+    forged = {"data_keys": [999], "removed": [[999, fingerprint_of(g.db, "bob")]], "exposed": []}
+    append_transaction(g.db, [Forged("bob", "key.unwrapped", account="x-acme", subject="bob", data=forged)], **signer_of(g.db, "bob"))
+    g.ok("audit", "acknowledge", str(bad), "--reason", "bob's client bug")  # audit.violation_acknowledged
     g.ok("passwd", "--new-passphrase-stdin", as_="bob", input="bob a new passphrase entirely\n")
     g.ok("access", "request", "x-acme", "--reason", "again", as_="dave")
     g.ok("offboard", "start", "dave", "--reason", "left the company")  # offboard.started, access.cancelled

@@ -42,10 +42,19 @@ def build(g: Govern) -> None:
     g.ok("access", "request", "fb-acme", "--reason", "back", as_="bob")
 
 
+def copy_vault(template: Path, folder: Path) -> str:
+    """The template vault and alice's client state (her confirmed pin) in ``folder``: its URL."""
+    shutil.copy(template / "vault.db", folder / "vault.db")
+    shutil.copytree(template / "state", folder / "state")
+    return f"sqlite:///{folder / 'vault.db'}"
+
+
 def offboard(db_url: str, home: Path, crashpoint: str | None = None, **popen: Any) -> subprocess.CompletedProcess[str]:
+    """``offboard start bob`` as alice, on the client whose state is ``home/state``."""
     env = {
         "PATH": os.environ["PATH"],
         "HOME": str(home),
+        "GOVERN_STATE_DIR": str(home / "state"),
         "GOVERN_DB_URL": db_url,
         "GOVERN_USER": "alice",
         "GOVERN_PASSPHRASE": passphrase_of("alice"),
@@ -111,22 +120,28 @@ def snapshot(db_url: str) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    db = tmp_path_factory.mktemp("crash-template") / "vault.db"
+    """A folder with the vault and alice's client state, so every copy starts on a confirmed pin."""
+    folder = tmp_path_factory.mktemp("crash-template")
+    build_in(f"sqlite:///{folder / 'vault.db'}", folder)
+    return folder
+
+
+def build_in(db_url: str, folder: Path) -> None:
     patch = pytest.MonkeyPatch()
     try:
+        patch.setenv("HOME", str(folder / "home"))
+        patch.setenv("GOVERN_STATE_DIR", str(folder / "state"))
         patch.setenv("GOVERN_KDF", FAST_KDF)
         patch.setenv("GOVERN_CACHE_TTL", "0")
-        build(Govern(f"sqlite:///{db}", patch))
+        build(Govern(db_url, patch))
     finally:
         patch.undo()
-    return db
 
 
 @pytest.fixture(scope="module")
 def reference(template: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     folder = tmp_path_factory.mktemp("crash-reference")
-    shutil.copy(template, folder / "vault.db")
-    url = f"sqlite:///{folder / 'vault.db'}"
+    url = copy_vault(template, folder)
     result = offboard(url, folder)
     assert result.returncode == 0, result.stderr
     state = snapshot(url)
@@ -147,8 +162,7 @@ POINTS = [
 def test_crash_at_every_boundary_then_resume(
     template: Path, reference: dict[str, Any], tmp_path: Path, point: str
 ) -> None:
-    shutil.copy(template, tmp_path / "vault.db")
-    url = f"sqlite:///{tmp_path / 'vault.db'}"
+    url = copy_vault(template, tmp_path)
     crashed = offboard(url, tmp_path, crashpoint=point)
     assert crashed.returncode == -9, f"{point} was never reached: {crashed.stderr}"
     resumed = offboard(url, tmp_path)
@@ -161,11 +175,11 @@ def test_crash_at_random_times_then_resume(template: Path, reference: dict[str, 
     for attempt in range(4):
         folder = tmp_path / f"run-{attempt}"
         folder.mkdir()
-        shutil.copy(template, folder / "vault.db")
-        url = f"sqlite:///{folder / 'vault.db'}"
+        url = copy_vault(template, folder)
         env = {
             "PATH": os.environ["PATH"],
             "HOME": str(folder),
+            "GOVERN_STATE_DIR": str(folder / "state"),
             "GOVERN_DB_URL": url,
             "GOVERN_USER": "alice",
             "GOVERN_PASSPHRASE": passphrase_of("alice"),
@@ -190,13 +204,7 @@ def test_crash_at_random_times_then_resume(template: Path, reference: dict[str, 
 @pytest.mark.postgres
 def test_crash_mid_step_on_postgres(pg_cluster: Cluster, tmp_path: Path) -> None:
     url = pg_cluster.create_database(f"crash_{os.getpid()}")
-    patch = pytest.MonkeyPatch()
-    try:
-        patch.setenv("GOVERN_KDF", FAST_KDF)
-        patch.setenv("GOVERN_CACHE_TTL", "0")
-        build(Govern(url, patch))
-    finally:
-        patch.undo()
+    build_in(url, tmp_path)
     assert offboard(url, tmp_path, crashpoint="offboard-in-step-4").returncode == -9
     assert offboard(url, tmp_path).returncode == 0
     state = snapshot(url)

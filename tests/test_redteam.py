@@ -18,12 +18,15 @@ from conftest import CANARY_PASSWORD, Govern, Result
 from forge import (
     Forged,
     append_transaction,
+    clean,
     connection,
     fingerprint_of,
     head,
     keys_of,
     person_id,
+    refused,
     restore,
+    signer_of,
     snapshot,
     vault_id,
 )
@@ -46,18 +49,6 @@ ATTACKER_PASSWORD = "ATTACKER-chosen-pw-redteam"
 # -- helpers -------------------------------------------------------------------------------------
 
 
-def clean(result: Result) -> Result:
-    assert "Traceback" not in result.err, result.err
-    assert "this is a bug" not in result.err, f"exit {result.code}: {result.err}"
-    return result
-
-
-def refused(result: Result, code: int = 6) -> Result:
-    clean(result)
-    assert result.code == code, f"expected exit {code}, got {result.code}: {result.err or result.out}"
-    return result
-
-
 def insert_rows(db: str, table: str, *rows: dict[str, Any]) -> None:
     with connection(db) as conn:
         conn.execute(insert(SQLModel.metadata.tables[table]), list(rows))
@@ -73,11 +64,6 @@ def account_id(db: str, slug: str = "x-acme") -> int:
 
 def event_ts(db: str, action: str) -> str:
     return str(one(db, "SELECT ts FROM audit_event WHERE action = :a ORDER BY seq DESC", a=action))
-
-
-def signer_of(db: str, handle: str) -> dict[str, Any]:
-    keys = keys_of(db, handle)
-    return {"signer": handle, "key": keys.public.fingerprint, "sign": keys.sign}
 
 
 def append_raw(db: str, actor: str, action: str, data_text: str, *, account: str | None = None) -> None:

@@ -13,29 +13,12 @@ from typing import Any
 import psycopg
 import pytest
 from conftest import CANARY_PASSWORD, Govern, Result
-from forge import Forged, append_transaction, connection, fingerprint_of, head, keys_of, person_id
+from forge import Forged, append_transaction, clean, connection, fingerprint_of, head, keys_of, person_id, refused, signer_of
 from sqlalchemy import text
 from sqlhelp import sql
 from test_team_pg import Team, _set_up, team  # noqa: F401  (the fixture)
 
 pytestmark = pytest.mark.tampers
-
-
-def clean(result: Result) -> Result:
-    assert "Traceback" not in result.err, result.err
-    assert "this is a bug" not in result.err, f"exit {result.code}: {result.err}"
-    return result
-
-
-def refused(result: Result, code: int = 6) -> Result:
-    clean(result)
-    assert result.code == code, f"expected exit {code}, got {result.code}: {result.err or result.out}"
-    return result
-
-
-def signer_of(db: str, handle: str) -> dict[str, Any]:
-    keys = keys_of(db, handle)
-    return {"signer": handle, "key": keys.public.fingerprint, "sign": keys.sign}
 
 
 def steps_of(vault: Govern, handle: str = "bob") -> list[tuple[str, str | None]]:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from conftest import CANARY_PASSWORD, Govern, Result
-from forge import fingerprint_of, keys_of, restore, snapshot, vault_id, wraps_to
+from forge import clean, fingerprint_of, keys_of, refused, restore, snapshot, vault_id, wraps_to
 from sqlhelp import sql
 
 from audit.checkpoint import make_checkpoint
@@ -25,18 +25,6 @@ from govern.settings import state_dir
 pytestmark = pytest.mark.tampers
 
 FINGERPRINT = re.compile(r"([A-Z2-7]{4}-){7}[A-Z2-7]{4}")
-
-
-def clean(result: Result) -> Result:
-    assert "Traceback" not in result.err, result.err
-    assert CANARY_PASSWORD not in result.out + result.err
-    return result
-
-
-def refused(result: Result, code: int = 6) -> Result:
-    clean(result)
-    assert result.code == code, f"expected exit {code}, got {result.code}: {result.err}"
-    return result
 
 
 def client(tmp_path: Path, name: str) -> dict[str, str]:
