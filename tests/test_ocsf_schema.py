@@ -88,7 +88,9 @@ def _every_event(g: Govern, tmp_path: Path) -> None:
     # An insider's correctly sealed transaction that breaks a rule is contained; an admin decides.
     bad = head(g.db)[0] + 1
     forged = {"data_keys": [999], "removed": [[999, fingerprint_of(g.db, "bob")]], "exposed": []}
-    append_transaction(g.db, [Forged("bob", "key.unwrapped", account="x-acme", subject="bob", data=forged)], **signer_of(g.db, "bob"))
+    append_transaction(
+        g.db, [Forged("bob", "key.unwrapped", account="x-acme", subject="bob", data=forged)], **signer_of(g.db, "bob")
+    )
     g.ok("audit", "acknowledge", str(bad), "--reason", "bob's client bug")  # audit.violation_acknowledged
     g.ok("passwd", "--new-passphrase-stdin", as_="bob", input="bob a new passphrase entirely\n")
     g.ok("access", "request", "x-acme", "--reason", "again", as_="dave")

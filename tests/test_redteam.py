@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import CANARY_PASSWORD, Govern, Result
+from conftest import CANARY_PASSWORD, Govern
 from forge import (
     Forged,
     append_transaction,

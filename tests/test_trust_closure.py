@@ -12,8 +12,19 @@ from typing import Any
 
 import psycopg
 import pytest
-from conftest import CANARY_PASSWORD, Govern, Result
-from forge import Forged, append_transaction, clean, connection, fingerprint_of, head, keys_of, person_id, refused, signer_of
+from conftest import CANARY_PASSWORD, Govern
+from forge import (
+    Forged,
+    append_transaction,
+    clean,
+    connection,
+    fingerprint_of,
+    head,
+    keys_of,
+    person_id,
+    refused,
+    signer_of,
+)
 from sqlalchemy import text
 from sqlhelp import sql
 from test_team_pg import Team, _set_up, team  # noqa: F401  (the fixture)

@@ -15,8 +15,8 @@ import uuid
 from pathlib import Path
 
 import pytest
-from conftest import CANARY_PASSWORD, Govern, Result
-from forge import clean, fingerprint_of, keys_of, refused, restore, snapshot, vault_id, wraps_to
+from conftest import CANARY_PASSWORD, Govern
+from forge import fingerprint_of, keys_of, refused, restore, snapshot, vault_id, wraps_to
 from sqlhelp import sql
 
 from audit.checkpoint import make_checkpoint
